@@ -1,0 +1,57 @@
+"""The application factory: configuration, validator, idempotence store and blueprint, set up once."""
+from dataclasses import dataclass
+
+from flask import Flask
+
+import errors
+import logs
+import processing
+from config import load_settings, weak_secret_warnings
+from store import CleanupThread, IdempotenceStore
+from validation import PayloadValidator
+from webhook import bp
+
+
+@dataclass
+class ImageWebhook:
+    """Per-application state, kept in app.extensions["image_webhook"]."""
+
+    production: bool
+    secrets: tuple
+    validator: PayloadValidator
+    store: IdempotenceStore
+    cleanup: CleanupThread
+    on_job: object
+
+
+def create_app(config=None, *, environ=None):
+    """Create the service: defaults, then the environment (`environ`, default os.environ + .env), then `config`."""
+    settings = load_settings(config, environ)
+    app = Flask(__name__)
+    app.config.from_mapping(settings)
+    app.json.ensure_ascii = False  # French messages read as they are, in UTF-8
+    app.json.sort_keys = False
+    log = logs.configure()
+    for warning in weak_secret_warnings(settings):
+        log.warning("⚠️ [Image Webhook] %s", warning)
+
+    store = IdempotenceStore(
+        window=settings["IDEMPOTENCE_WINDOW"],
+        max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+        **({"clock": settings["CLOCK"]} if "CLOCK" in settings else {}),
+    )
+    cleanup = CleanupThread(store, settings["CLEANUP_INTERVAL"])
+    app.extensions["image_webhook"] = ImageWebhook(
+        production=settings["APP_ENV"] == "production",
+        secrets=(settings["WEBHOOK_SECRET"],) if settings["WEBHOOK_SECRET"] else (),
+        validator=PayloadValidator(),
+        store=store,
+        cleanup=cleanup,
+        on_job=settings.get("JOB_HANDLER", processing.ignore_job),
+    )
+    errors.register(app)
+    app.register_blueprint(bp)
+    # gunicorn imports the app in each worker after the fork, so each worker runs its own thread
+    cleanup.start()
+    log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, fenêtre d'idempotence %ss", settings["APP_ENV"], settings["IDEMPOTENCE_WINDOW"])
+    return app

@@ -1,0 +1,71 @@
+"""The one JSON error path: every error the service answers is built by `error_response`."""
+import logging
+import time
+
+from flask import g, jsonify
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from processing import LazyJson
+
+log = logging.getLogger("image_webhook")
+
+# the French sentences a developer sees next to the HTTP reason phrase
+MESSAGES = {
+    404: "Route inconnue : le webhook est POST /api/webhooks/image-completion",
+    405: "Méthode non autorisée sur cette route",
+    413: "Corps de requête trop volumineux",
+    415: "Le Content-Type doit être application/json (UTF-8)",
+}
+
+
+class InvalidPayload(BadRequest):
+    """A body that is not a notification the service accepts: 400 with an error and, if any, details."""
+
+    def __init__(self, error, details=None):
+        super().__init__(error)
+        self.details = details
+
+
+def error_response(status, error, **fields):
+    """Return a JSON error response: {"error": ..., **fields}."""
+    response = jsonify(error=error, **fields)
+    response.status_code = status
+    return response
+
+
+def elapsed_ms(started):
+    """Milliseconds since `started` (a perf_counter value), rounded to the microsecond."""
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def handle_http_exception(exc):
+    """Turn every HTTPException (400, 401, 404, 405, 413, 415...) into a JSON error."""
+    if isinstance(exc, InvalidPayload):
+        fields = {"details": exc.details} if exc.details else {}
+        response = error_response(exc.code, exc.description, **fields)
+    elif exc.code == 401:
+        response = error_response(401, "Unauthorized")
+    else:
+        response = error_response(exc.code, exc.name, message=MESSAGES.get(exc.code, exc.description))
+    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s%s", exc.code, response.json["error"],
+                f" {LazyJson(exc.details)}" if getattr(exc, "details", None) else "")
+    for name, value in exc.get_headers():  # keeps Allow on 405, Location on redirects
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def handle_internal_error(exc):
+    """Answer an unexpected exception with the spec's 500 body, never a traceback."""
+    original = getattr(exc, "original_exception", None) or exc
+    log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__)
+    fields = {"processing_time_ms": elapsed_ms(g.started)} if "started" in g else {}
+    return error_response(
+        500, "Internal server error", message="Erreur inattendue pendant le traitement du webhook", **fields
+    )
+
+
+def register(app):
+    """Install the JSON error handlers on `app`."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(InternalServerError, handle_internal_error)

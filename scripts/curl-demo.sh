@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Posts the spec's sample payloads to a running service and prints each status and JSON answer.
+# Usage: make run (in another terminal), then make curl-demo [URL=http://127.0.0.1:3000]
+set -u
+URL="${URL:-http://127.0.0.1:3000}"
+ENDPOINT="$URL/api/webhooks/image-completion"
+SECRET="${WEBHOOK_SECRET:-}"
+[ -z "$SECRET" ] && [ -f .env ] && SECRET="$(sed -n 's/^WEBHOOK_SECRET=//p' .env | tr -d '"'"'"' ')"
+JOB="demo-$(date +%s)-$$"
+NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+if ! curl -s -o /dev/null "$URL/"; then
+  echo "No service answers at $URL: start it with 'make run' in another terminal." >&2
+  exit 1
+fi
+
+pretty() { python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), ensure_ascii=False, indent=2))' 2>/dev/null || cat; }
+
+post() {  # post TITLE BODY [extra curl args...]
+  local title="$1" body="$2"; shift 2
+  local auth=()
+  [ -n "$SECRET" ] && auth=(-H "X-Webhook-Secret: $SECRET")
+  echo "── $title"
+  local out status
+  out="$(curl -s -w '\n%{http_code}' -X POST "$ENDPOINT" -H "Content-Type: application/json" "${auth[@]}" "$@" --data-binary "$body")"
+  status="${out##*$'\n'}"
+  echo "HTTP $status"
+  printf '%s' "${out%$'\n'*}" | pretty
+  echo
+}
+
+COMPLETED='{
+  "job_id": "'"$JOB"'", "status": "completed", "timestamp": "'"$NOW"'", "environment": "development",
+  "data": {
+    "job_id": "'"$JOB"'",
+    "images": [{"file_path": "./test.png", "url": "http://localhost:9006/test.png", "description": "Image de test",
+                "format": "PNG", "size_bytes": 1024000, "dimensions": "1024x1024"}],
+    "metadata": {"model_name": "gemini-2.0-flash-exp", "version": "latest", "generation_time_seconds": 10.5,
+                 "input_tokens": 30, "output_size_bytes": 1024000, "timestamp": "'"$NOW"'"},
+    "status": "COMPLETED", "generated_at": "'"$NOW"'"
+  }
+}'
+
+post "1. completed (processed)" "$COMPLETED"
+post "2. the same job again (duplicate)" "$COMPLETED"
+post "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
+post "4. failed" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
+post "5. completed without images" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
+post "6. bad JSON" '{"job_id": "broken",'
+SECRET="wrong-secret" post "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
+echo "(7 is a 401 whenever the service has a WEBHOOK_SECRET; in development without one, any header passes.)"

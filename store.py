@@ -1,0 +1,111 @@
+"""Idempotence: which terminal notifications were processed during the last window."""
+import logging
+import threading
+import time
+
+log = logging.getLogger("image_webhook")
+
+
+class IdempotenceStore:
+    """A dict job_id -> claim time behind a lock, oldest first, bounded, with an injectable clock.
+
+    Insertion order is time order (claims read the monotonic clock under the lock), so expiry and
+    eviction only ever pop from the front and stop at the first live entry.
+    """
+
+    def __init__(self, *, window, max_entries, clock=time.monotonic, batch=1000):
+        self.window = window
+        self.max_entries = max_entries
+        self.clock = clock
+        self.batch = batch
+        self.evicted = 0  # live entries dropped at the bound: the price of bounded memory
+        self.expired = 0
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def claim(self, key):
+        """Atomically mark `key` as processed; return a token, or None if it already is (a duplicate)."""
+        evicted = 0
+        with self._lock:
+            now = self.clock()
+            claimed_at = self._entries.get(key)
+            if claimed_at is not None:
+                if now - claimed_at < self.window:
+                    return None
+                del self._entries[key]  # expired: re-inserted at the end, keeping time order
+            elif len(self._entries) >= self.max_entries:
+                evicted = self._make_room(now)
+            self._entries[key] = now
+        if evicted:
+            log.warning("⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oublié(s) avant la fin de la fenêtre", evicted)
+        return now
+
+    def release(self, key, token):
+        """Forget the claim `token` on `key` (its processing failed), unless a newer claim replaced it."""
+        with self._lock:
+            if self._entries.get(key) == token:
+                del self._entries[key]
+
+    def seen(self, key):
+        """Return whether `key` was claimed within the window."""
+        claimed_at = self._entries.get(key)
+        return claimed_at is not None and self.clock() - claimed_at < self.window
+
+    def remove_expired(self):
+        """Drop expired entries a batch at a time, so the lock is never held over the whole dict."""
+        removed = 0
+        while True:
+            with self._lock:
+                count = self._pop_front(self.clock() - self.window, self.batch)
+            removed += count
+            if count < self.batch:
+                self.expired += removed
+                return removed
+
+    def _make_room(self, now):
+        # expired entries go first; at the bound, the oldest live ones, a thousandth at a time
+        # (a batch amortises the scan over the slots that deleted front entries leave behind)
+        self.expired += self._pop_front(now - self.window, self.batch)
+        if len(self._entries) < self.max_entries:
+            return 0
+        evicted = self._pop_front(float("inf"), max(1, self.max_entries // 1000))
+        self.evicted += evicted
+        return evicted
+
+    def _pop_front(self, cutoff, limit):
+        """Delete up to `limit` oldest entries claimed at or before `cutoff`; the caller holds the lock."""
+        stale = []
+        for key, claimed_at in self._entries.items():
+            if claimed_at > cutoff or len(stale) == limit:
+                break
+            stale.append(key)
+        for key in stale:
+            del self._entries[key]
+        return len(stale)
+
+
+class CleanupThread(threading.Thread):
+    """Calls `store.remove_expired()` every `interval` seconds until `stop()`; survives its failures."""
+
+    def __init__(self, store, interval):
+        super().__init__(name="idempotence-cleanup", daemon=True)
+        self.store = store
+        self.interval = interval
+        self._stopping = threading.Event()
+
+    def run(self):
+        while not self._stopping.wait(self.interval):
+            try:
+                removed = self.store.remove_expired()
+            except Exception:
+                log.exception("❌ [Image Webhook] Échec du nettoyage des jobs traités")
+                continue
+            log.debug("ℹ️ [Image Webhook] Nettoyage: %d job(s) expiré(s) retiré(s), %d suivi(s)", removed, len(self.store))
+
+    def stop(self, timeout=5):
+        """Ask the thread to end and wait for it."""
+        self._stopping.set()
+        self.join(timeout)

@@ -1,0 +1,68 @@
+"""Configuration: read once from defaults, environment (.env) and mapping; bad values stop start-up."""
+import logging
+
+import pytest
+
+from app import create_app
+from config import ConfigError, load_settings, read_environment
+
+
+def test_defaults():
+    """Without configuration (but a secret) the service uses the documented defaults."""
+    settings = load_settings(environ={"WEBHOOK_SECRET": "s" * 32})
+    assert settings["APP_ENV"] == "production"
+    assert settings["IDEMPOTENCE_WINDOW"] == 300 and settings["CLEANUP_INTERVAL"] == 300
+    assert settings["IDEMPOTENCE_MAX_ENTRIES"] == 100_000
+    assert settings["MAX_CONTENT_LENGTH"] == 1024 * 1024 and settings["PORT"] == 3000
+
+
+def test_production_without_secret_refuses_to_start():
+    """Production (the default) without WEBHOOK_SECRET raises, naming the variable."""
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):
+        create_app(environ={})
+
+
+@pytest.mark.parametrize("environ, winner", [
+    ({"NODE_ENV": "development"}, "development"),
+    ({"NODE_ENV": "development", "APP_ENV": "production", "WEBHOOK_SECRET": "x" * 32}, "production"),
+    ({"APP_ENV": " Development "}, "development"),
+])
+def test_app_env_falls_back_to_node_env(environ, winner):
+    """APP_ENV wins; without it the spec's NODE_ENV decides."""
+    assert load_settings(environ=environ)["APP_ENV"] == winner
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("IDEMPOTENCE_WINDOW", "abc"), ("IDEMPOTENCE_WINDOW", "-1"), ("IDEMPOTENCE_WINDOW", "0"),
+    ("IDEMPOTENCE_WINDOW", "nan"), ("CLEANUP_INTERVAL", "soon"), ("IDEMPOTENCE_MAX_ENTRIES", "1.5"),
+    ("IDEMPOTENCE_MAX_ENTRIES", "0"), ("MAX_CONTENT_LENGTH", "-5"), ("MAX_CONTENT_LENGTH", "1MB"),
+    ("PORT", "70000"), ("PORT", "http"), ("APP_ENV", "staging"),
+])
+def test_invalid_value_names_the_variable(variable, value):
+    """An invalid value stops start-up with a message naming the variable."""
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(environ={"APP_ENV": "development", variable: value})
+
+
+def test_mapping_wins_over_environment():
+    """The caller's mapping (tests) wins over the environment."""
+    settings = load_settings({"IDEMPOTENCE_WINDOW": 7}, environ={"APP_ENV": "development", "IDEMPOTENCE_WINDOW": "9"})
+    assert settings["IDEMPOTENCE_WINDOW"] == 7
+
+
+def test_dotenv_is_read_and_the_real_environment_wins(tmp_path, monkeypatch):
+    """Values of .env are used, but a variable set in the real environment wins."""
+    env_file = tmp_path / ".env"
+    env_file.write_text('APP_ENV="development"\nIDEMPOTENCE_WINDOW=42\nPORT=4000\n')
+    monkeypatch.setenv("PORT", "5000")
+    environ = read_environment(env_file)
+    settings = load_settings(environ=environ)
+    assert (settings["APP_ENV"], settings["IDEMPOTENCE_WINDOW"], settings["PORT"]) == ("development", 42, 5000)
+
+
+def test_short_secret_is_a_warning_that_does_not_reveal_it(make_app, caplog):
+    """A secret shorter than 32 characters logs a warning at start-up, without the secret itself."""
+    caplog.set_level(logging.WARNING, logger="image_webhook")
+    make_app(APP_ENV="production", WEBHOOK_SECRET="short-secret-value")
+    assert any("WEBHOOK_SECRET" in r.getMessage() and "32" in r.getMessage() for r in caplog.records)
+    assert "short-secret-value" not in caplog.text

@@ -1,0 +1,90 @@
+"""End to end through the real gunicorn and gunicorn.conf.py, over loopback HTTP."""
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
+import pytest
+import requests
+
+from conftest import COMPLETED, SECRET, payload
+from gunicorn_server import GunicornServer, run_to_exit
+
+PRODUCTION = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET}
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    with GunicornServer(tmp_path, {"APP_ENV": "development"}) as server:
+        yield server
+
+
+@pytest.fixture
+def prod_server(tmp_path):
+    with GunicornServer(tmp_path, PRODUCTION) as server:
+        yield server
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"APP_ENV": "production"}, "WEBHOOK_SECRET"),
+    ({}, "WEBHOOK_SECRET"),
+    ({"NODE_ENV": "production"}, "WEBHOOK_SECRET"),
+    ({"APP_ENV": "development", "IDEMPOTENCE_WINDOW": "abc"}, "IDEMPOTENCE_WINDOW"),
+    ({"APP_ENV": "development", "MAX_CONTENT_LENGTH": "-5"}, "MAX_CONTENT_LENGTH"),
+    ({"APP_ENV": "staging"}, "APP_ENV"),
+])
+def test_bad_configuration_stops_gunicorn_naming_the_variable(tmp_path, env, variable):
+    """gunicorn exits non-zero, at once, with a message naming the variable, instead of serving."""
+    code, output = run_to_exit(tmp_path, env)
+    assert code != 0
+    assert variable in output
+    assert "Booting worker" not in output
+
+
+def test_production_over_http(prod_server):
+    """In production over HTTP: no secret 401, wrong secret 401, right secret 200."""
+    assert prod_server.post(COMPLETED).status_code == 401
+    assert prod_server.post(COMPLETED, headers={"X-Webhook-Secret": "nope"}).json() == {"error": "Unauthorized"}
+    response = prod_server.post(COMPLETED, headers={"X-Webhook-Secret": SECRET})
+    assert response.status_code == 200 and response.json()["images_count"] == 1
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert SECRET not in prod_server.output()
+
+
+def test_concurrent_duplicates_are_processed_exactly_once(dev_server):
+    """64 simultaneous posts of one new job: exactly one is processed, 63 are 'Job déjà traité'."""
+    barrier = Barrier(64)
+    body = payload(COMPLETED, "race-64")
+
+    def post(_):
+        barrier.wait()
+        return dev_server.post(body).json()
+
+    with ThreadPoolExecutor(64) as pool:
+        answers = list(pool.map(post, range(64)))
+    assert sum(a.get("images_count") == 1 for a in answers) == 1
+    assert sum(a == {"success": True, "message": "Job déjà traité"} for a in answers) == 63
+    assert dev_server.output().count("✅ [Image Webhook] Génération réussie") == 1
+
+
+@pytest.mark.parametrize("data", [b"{", b"[" * 200_000, b"\xff" * 100, b'{"status": "completed"}'])
+def test_bad_body_does_not_kill_the_worker(dev_server, data):
+    """A hostile body gets a JSON 400 and the same worker goes on serving valid notifications."""
+    response = requests.post(dev_server.url + "/api/webhooks/image-completion", data=data,
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400 and "error" in response.json()
+    assert dev_server.post(payload(COMPLETED, "after-bad-body")).status_code == 200
+    assert "Booting worker" in dev_server.output() and dev_server.output().count("Booting worker") == 1
+
+
+def test_unknown_route_and_method_are_json(dev_server):
+    """gunicorn serves the app's JSON 404 and 405, not an HTML page."""
+    assert requests.get(dev_server.url + "/nope", timeout=5).json()["error"] == "Not Found"
+    response = requests.get(dev_server.url + "/api/webhooks/image-completion", timeout=5)
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+    assert response.json()["error"] == "Method Not Allowed"
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    """SIGTERM stops gunicorn with exit code 0."""
+    server = GunicornServer(tmp_path, {"APP_ENV": "development"}).start()
+    assert server.post(payload(COMPLETED, "before-stop")).status_code == 200
+    assert server.stop() == 0

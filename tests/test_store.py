@@ -1,0 +1,147 @@
+"""The idempotence store, driven through its injectable clock (no sleeping)."""
+import logging
+import threading
+import time
+
+import pytest
+
+from conftest import FakeClock
+from store import CleanupThread, IdempotenceStore
+
+
+@pytest.fixture
+def store(clock):
+    return IdempotenceStore(window=300, max_entries=1000, clock=clock)
+
+
+def test_claim_once_per_window(store, clock):
+    """A key is claimed once; claimed again only when the window has passed."""
+    assert store.claim("a") is not None
+    assert store.claim("a") is None
+    clock.advance(299.999)
+    assert store.claim("a") is None
+    clock.advance(0.001)
+    assert store.claim("a") is not None
+
+
+def test_seen_follows_the_window(store, clock):
+    """seen() is true during the window only, even before any cleanup."""
+    assert not store.seen("a")
+    store.claim("a")
+    assert store.seen("a")
+    clock.advance(300)
+    assert not store.seen("a")
+
+
+def test_release_forgets_only_its_own_claim(store, clock):
+    """release() with a stale token leaves a newer claim in place."""
+    old = store.claim("a")
+    clock.advance(300)
+    new = store.claim("a")
+    store.release("a", old)
+    assert store.claim("a") is None
+    store.release("a", new)
+    assert store.claim("a") is not None
+
+
+def test_remove_expired_stops_at_the_first_live_entry(clock):
+    """Cleanup removes exactly the expired entries, oldest first, across several batches."""
+    store = IdempotenceStore(window=10, max_entries=10_000, clock=clock, batch=7)
+    for i in range(50):
+        store.claim(f"old-{i}")
+    clock.advance(5)
+    for i in range(20):
+        store.claim(f"new-{i}")
+    clock.advance(5)
+    assert store.remove_expired() == 50
+    assert len(store) == 20 and store.expired == 50
+    assert store.remove_expired() == 0
+
+
+def test_bound_evicts_the_oldest_first(clock, caplog):
+    """At IDEMPOTENCE_MAX_ENTRIES the oldest entry is forgotten first, with a warning."""
+    store = IdempotenceStore(window=300, max_entries=3, clock=clock)
+    for key in "abc":
+        store.claim(key)
+        clock.advance(1)
+    store.claim("d")
+    assert len(store) == 3 and store.evicted == 1
+    assert store.claim("a") is not None  # forgotten
+    assert store.claim("d") is None
+    assert any("IDEMPOTENCE_MAX_ENTRIES" in r.getMessage() for r in caplog.records)
+
+
+def test_bound_drops_expired_entries_before_live_ones(clock):
+    """At the bound, expired entries make room first and no live entry is evicted."""
+    store = IdempotenceStore(window=10, max_entries=3, clock=clock)
+    store.claim("a")
+    clock.advance(5)
+    store.claim("b")
+    store.claim("c")
+    clock.advance(5)
+    store.claim("d")
+    assert store.evicted == 0 and store.claim("b") is None
+
+
+def test_flood_of_distinct_ids_stays_bounded(clock):
+    """Whatever the number of distinct ids, the store never holds more than its bound."""
+    store = IdempotenceStore(window=300, max_entries=5000, clock=clock)
+    for i in range(20_000):
+        store.claim(f"flood-{i}")
+        assert len(store) <= 5000
+    assert store.evicted == 15_000
+
+
+def test_concurrent_claims_of_one_key_succeed_once(store):
+    """Of 32 threads claiming the same key at once, exactly one wins."""
+    barrier = threading.Barrier(32)
+    wins = []
+
+    def claim():
+        barrier.wait()
+        wins.append(store.claim("same") is not None)
+
+    threads = [threading.Thread(target=claim) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+
+
+def test_cleanup_thread_removes_expired_entries_and_stops(clock):
+    """The cleanup thread runs every interval and stops when asked."""
+    store = IdempotenceStore(window=10, max_entries=100, clock=clock)
+    store.claim("a")
+    clock.advance(10)
+    thread = CleanupThread(store, interval=0.01)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(store) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    thread.stop()
+    assert len(store) == 0 and not thread.is_alive()
+
+
+def test_failing_cleanup_is_logged_and_the_thread_keeps_running(caplog):
+    """A cleanup run that raises is logged with ❌ and the next run still happens."""
+    runs = []
+
+    class FlakyStore:
+        def remove_expired(self):
+            runs.append(1)
+            if len(runs) == 1:
+                raise RuntimeError("boom")
+            return 0
+
+        def __len__(self):
+            return 0
+
+    thread = CleanupThread(FlakyStore(), interval=0.01)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(runs) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    thread.stop()
+    assert len(runs) >= 3
+    assert any(r.levelno == logging.ERROR and r.getMessage().startswith("❌") for r in caplog.records)

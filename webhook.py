@@ -1,0 +1,56 @@
+"""The blueprint: POST /api/webhooks/image-completion, from the request to the JSON answer."""
+import json
+import logging
+import time
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+import processing
+from auth import authenticate
+from errors import InvalidPayload, elapsed_ms
+from validation import INTERMEDIATE_STATUSES
+
+bp = Blueprint("webhook", __name__)
+log = logging.getLogger("image_webhook")
+DUPLICATE = {"success": True, "message": "Job déjà traité"}
+
+
+@bp.post("/api/webhooks/image-completion")
+def image_completion():
+    """Authenticate, parse, validate, then acknowledge or process the notification once."""
+    g.started = started = time.perf_counter()
+    hook = current_app.extensions["image_webhook"]
+    log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...")
+    authenticate(request.headers, secrets=hook.secrets, required=hook.production)
+    payload = read_json_object()
+    hook.validator.validate(payload)
+    processing.log_payload(payload)
+    job_id, status = payload["job_id"], payload["status"]
+    if status in INTERMEDIATE_STATUSES:
+        return jsonify(processing.acknowledge_progress(payload, late=hook.store.seen(job_id)))
+    claim = hook.store.claim(job_id)
+    if claim is None:
+        log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id)
+        return jsonify(DUPLICATE)
+    try:
+        body = processing.process_terminal(payload, hook.on_job)
+    except BaseException:
+        hook.store.release(job_id, claim)  # not processed: the backend's retry must be
+        raise
+    body["processing_time_ms"] = elapsed_ms(started)
+    log.info("⏱️ [Image Webhook] Traitement terminé en %sms", body["processing_time_ms"])
+    return jsonify(body)
+
+
+def read_json_object():
+    """Return the parsed body: 415 unless UTF-8 JSON, 413 over MAX_CONTENT_LENGTH, 400 unless parsable."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType()
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "corps illisible (UTF-8 ou imbrication)"
+        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}]) from None
