@@ -6,6 +6,7 @@ from flask import Flask
 import errors
 import logs
 import processing
+from openapi import bundled_document
 from config import load_settings, weak_secret_warnings
 from store import CleanupThread, IdempotenceStore
 from validation import PayloadValidator
@@ -22,6 +23,7 @@ class ImageWebhook:
     store: IdempotenceStore
     cleanup: CleanupThread
     on_job: object
+    openapi: dict
 
 
 def create_app(config=None, *, environ=None):
@@ -35,6 +37,7 @@ def create_app(config=None, *, environ=None):
     for warning in weak_secret_warnings(settings):
         log.warning("⚠️ [Image Webhook] %s", warning)
 
+    validator = PayloadValidator()
     store = IdempotenceStore(
         window=settings["IDEMPOTENCE_WINDOW"],
         max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
@@ -44,10 +47,11 @@ def create_app(config=None, *, environ=None):
     app.extensions["image_webhook"] = ImageWebhook(
         production=settings["APP_ENV"] == "production",
         secrets=(settings["WEBHOOK_SECRET"],) if settings["WEBHOOK_SECRET"] else (),
-        validator=PayloadValidator(),
+        validator=validator,
         store=store,
         cleanup=cleanup,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
+        openapi=bundled_document(schemas=validator.schemas),
     )
     errors.register(app)
     app.register_blueprint(bp)

@@ -46,7 +46,7 @@ class IdempotenceStore:
     def release(self, key, token):
         """Forget the claim `token` on `key` (its processing failed), unless a newer claim replaced it."""
         with self._lock:
-            if self._entries.get(key) == token:
+            if token is not None and self._entries.get(key) == token:
                 del self._entries[key]
 
     def seen(self, key):

@@ -43,6 +43,12 @@ def image_completion():
     return jsonify(body)
 
 
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI document, bundled once at start-up."""
+    return jsonify(current_app.extensions["image_webhook"].openapi)
+
+
 def read_json_object():
     """Return the parsed body: 415 unless UTF-8 JSON, 413 over MAX_CONTENT_LENGTH, 400 unless parsable."""
     charset = request.mimetype_params.get("charset", "utf-8").lower()

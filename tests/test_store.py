@@ -44,6 +44,18 @@ def test_release_forgets_only_its_own_claim(store, clock):
     assert store.claim("a") is not None
 
 
+def test_release_of_an_absent_key_is_harmless(store):
+    """release() of a key that holds no claim (no token, or a token after expiry) changes nothing.
+
+    Regression: found by the hypothesis state machine, release("x", None) raised KeyError.
+    """
+    store.release("never-claimed", None)
+    token = store.claim("a")
+    store.release("a", token)
+    store.release("a", token)
+    assert len(store) == 0
+
+
 def test_remove_expired_stops_at_the_first_live_entry(clock):
     """Cleanup removes exactly the expired entries, oldest first, across several batches."""
     store = IdempotenceStore(window=10, max_entries=10_000, clock=clock, batch=7)
