@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 URL ?= http://127.0.0.1:3000
 
-.PHONY: run test curl-demo clean
+.PHONY: run test curl-demo soak clean
 
 # the virtualenv, rebuilt whenever a requirements file changes
 $(INSTALLED): requirements.txt requirements-dev.txt
@@ -24,6 +24,10 @@ test: $(INSTALLED)
 ## the spec's sample payloads, posted with curl to a running server (make run in another terminal)
 curl-demo:
 	URL=$(URL) ./scripts/curl-demo.sh
+
+## about a minute of mixed traffic on loopback: no unexpected status, bounded worker memory (not in CI)
+soak: $(INSTALLED)
+	$(BIN)/python scripts/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

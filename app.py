@@ -8,6 +8,7 @@ import logs
 import processing
 from openapi import bundled_document
 from config import load_settings, weak_secret_warnings
+from reading import BodyDeadlines
 from store import CleanupThread, IdempotenceStore
 from validation import PayloadValidator
 from webhook import bp
@@ -24,6 +25,12 @@ class ImageWebhook:
     cleanup: CleanupThread
     on_job: object
     openapi: dict
+    deadlines: BodyDeadlines
+
+    def stop(self):
+        """Stop the background threads (tests, and gunicorn's worker exit)."""
+        self.cleanup.stop()
+        self.deadlines.stop()
 
 
 def create_app(config=None, *, environ=None):
@@ -52,10 +59,12 @@ def create_app(config=None, *, environ=None):
         cleanup=cleanup,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
         openapi=bundled_document(schemas=validator.schemas),
+        deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
     )
     errors.register(app)
     app.register_blueprint(bp)
-    # gunicorn imports the app in each worker after the fork, so each worker runs its own thread
+    # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
     cleanup.start()
+    app.extensions["image_webhook"].deadlines.start()
     log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, fenêtre d'idempotence %ss", settings["APP_ENV"], settings["IDEMPOTENCE_WINDOW"])
     return app

@@ -46,6 +46,7 @@ SETTINGS = {
     "IDEMPOTENCE_MAX_ENTRIES": (100_000, _number(1, integer=True)),
     "MAX_CONTENT_LENGTH": (1024 * 1024, _number(1, integer=True)),
     "PORT": (3000, _number(1, integer=True)),
+    "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
 }
 
 

@@ -13,6 +13,7 @@ log = logging.getLogger("image_webhook")
 MESSAGES = {
     404: "Route inconnue : le webhook est POST /api/webhooks/image-completion",
     405: "Méthode non autorisée sur cette route",
+    408: "Corps de requête incomplet ou trop lent à arriver",
     413: "Corps de requête trop volumineux",
     415: "Le Content-Type doit être application/json (UTF-8)",
 }

@@ -41,3 +41,7 @@ keepalive = 5
 errorlog = "-"
 accesslog = "-"
 loglevel = "info"
+
+# No control socket (gunicornc): nothing uses it, and every instance on a machine would share
+# its default path (~/.gunicorn/gunicorn.ctl).
+control_socket_disable = True

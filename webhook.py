@@ -1,14 +1,13 @@
 """The blueprint: POST /api/webhooks/image-completion, from the request to the JSON answer."""
-import json
 import logging
 import time
 
 from flask import Blueprint, current_app, g, jsonify, request
-from werkzeug.exceptions import UnsupportedMediaType
 
 import processing
 from auth import authenticate
-from errors import InvalidPayload, elapsed_ms
+from errors import elapsed_ms
+from reading import read_json_object
 from validation import INTERMEDIATE_STATUSES
 
 bp = Blueprint("webhook", __name__)
@@ -47,16 +46,3 @@ def image_completion():
 def openapi_document():
     """The OpenAPI document, bundled once at start-up."""
     return jsonify(current_app.extensions["image_webhook"].openapi)
-
-
-def read_json_object():
-    """Return the parsed body: 415 unless UTF-8 JSON, 413 over MAX_CONTENT_LENGTH, 400 unless parsable."""
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType()
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "corps illisible (UTF-8 ou imbrication)"
-        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}]) from None

@@ -98,7 +98,7 @@ def make_app(clock):
 
     yield make
     for app in apps:
-        app.extensions["image_webhook"].cleanup.stop()
+        app.extensions["image_webhook"].stop()
 
 
 @pytest.fixture
