@@ -40,7 +40,7 @@ def create_app(config=None, *, environ=None):
     app.config.from_mapping(settings)
     app.json.ensure_ascii = False  # French messages read as they are, in UTF-8
     app.json.sort_keys = False
-    log = logs.configure()
+    log = logs.configure(settings["LOG_LEVEL"])
     for warning in weak_secret_warnings(settings):
         log.warning("⚠️ [Image Webhook] %s", warning)
 

@@ -33,6 +33,16 @@ def _number(minimum, *, integer):
     return parse
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(name, value):
+    value = str(value).strip().upper()
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return value
+
+
 def _text(name, value):
     return str(value).strip() or None
 
@@ -47,6 +57,7 @@ SETTINGS = {
     "MAX_CONTENT_LENGTH": (1024 * 1024, _number(1, integer=True)),
     "PORT": (3000, _number(1, integer=True)),
     "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
+    "LOG_LEVEL": ("INFO", _log_level),
 }
 
 

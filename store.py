@@ -4,6 +4,7 @@ import threading
 import time
 
 log = logging.getLogger("image_webhook")
+WARN_EVERY = 10  # seconds: a flood of distinct ids must not flood the log too
 
 
 class IdempotenceStore:
@@ -20,6 +21,7 @@ class IdempotenceStore:
         self.batch = batch
         self.evicted = 0  # live entries dropped at the bound: the price of bounded memory
         self.expired = 0
+        self._warned_at = None  # the eviction warning is logged at most once per WARN_EVERY seconds
         self._entries = {}
         self._lock = threading.Lock()
 
@@ -39,8 +41,10 @@ class IdempotenceStore:
             elif len(self._entries) >= self.max_entries:
                 evicted = self._make_room(now)
             self._entries[key] = now
-        if evicted:
-            log.warning("⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oublié(s) avant la fin de la fenêtre", evicted)
+        if evicted and (self._warned_at is None or now - self._warned_at >= WARN_EVERY):
+            self._warned_at = now
+            log.warning("⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oubliés avant la fin de la "
+                        "fenêtre depuis le démarrage", self.evicted)
         return now
 
     def release(self, key, token):

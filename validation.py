@@ -118,7 +118,11 @@ def _has_images(payload):
 
 
 def _format_check(name):
-    # the same checks as jsonschema's FormatChecker, so both validators give one verdict
+    # jsonschema's own check for the format, called without its FormatChecker's dispatch: both
+    # validators give one verdict
+    check, raises = FORMAT_CHECKER.checkers[name]
+    if not raises:
+        return check
     return lambda value: FORMAT_CHECKER.conforms(value, name)
 
 

@@ -12,7 +12,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 # variables of the service that must not leak from the developer's shell into a test server
 SERVICE_VARIABLES = ("APP_ENV", "NODE_ENV", "WEBHOOK_SECRET", "IDEMPOTENCE_WINDOW", "CLEANUP_INTERVAL",
-                     "IDEMPOTENCE_MAX_ENTRIES", "MAX_CONTENT_LENGTH", "PORT", "BODY_TIMEOUT")
+                     "IDEMPOTENCE_MAX_ENTRIES", "MAX_CONTENT_LENGTH", "PORT", "BODY_TIMEOUT", "LOG_LEVEL")
 
 
 def free_port():
@@ -46,21 +46,22 @@ class GunicornServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.output(0)}")
             try:
                 requests.get(self.url + "/", timeout=1)
                 return self
             except requests.ConnectionError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.output()}")
+        raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.output(0)}")
 
     def post(self, json=None, **kwargs):
         kwargs.setdefault("timeout", 10)
         return requests.post(self.url + "/api/webhooks/image-completion", json=json, **kwargs)
 
-    def output(self):
-        self._log.flush()
+    def output(self, settle=0.3):
+        """What gunicorn and the service wrote so far (the service writes its lines every 0.1 s)."""
+        time.sleep(settle)
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

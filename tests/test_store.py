@@ -104,6 +104,17 @@ def test_flood_of_distinct_ids_stays_bounded(clock):
     assert store.evicted == 15_000
 
 
+def test_eviction_warnings_are_rate_limited(clock, caplog):
+    """A flood at the bound logs one eviction warning per 10 seconds, not one per eviction."""
+    store = IdempotenceStore(window=300, max_entries=10, clock=clock)
+    for i in range(1000):
+        store.claim(f"flood-{i}")
+    clock.advance(10)
+    store.claim("one-more")
+    warnings = [r for r in caplog.records if "IDEMPOTENCE_MAX_ENTRIES" in r.getMessage()]
+    assert len(warnings) == 2
+
+
 def test_concurrent_claims_of_one_key_succeed_once(store):
     """Of 32 threads claiming the same key at once, exactly one wins."""
     barrier = threading.Barrier(32)
