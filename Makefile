@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 URL ?= http://127.0.0.1:3000
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test curl-demo soak clean
+.PHONY: run test curl-demo soak bench bench-workers clean
 
 # the virtualenv, rebuilt whenever a requirements file changes
 $(INSTALLED): requirements.txt requirements-dev.txt
@@ -28,6 +29,19 @@ curl-demo:
 ## about a minute of mixed traffic on loopback: no unexpected status, bounded worker memory (not in CI)
 soak: $(INSTALLED)
 	$(BIN)/python scripts/soak.py
+
+$(VENV)/.bench: $(INSTALLED) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	touch $@
+
+## service vs bare Flask on the same gunicorn settings, loopback, about 2 minutes (see BENCHMARKS.md)
+bench: $(VENV)/.bench
+	$(BIN)/python bench/run.py
+
+## the service under sync and gthread (2, 4, 8 threads) workers, against the baseline under each
+bench-workers: $(VENV)/.bench
+	$(BIN)/python bench/run.py --workers --rounds 3 --seconds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

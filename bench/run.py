@@ -29,11 +29,13 @@ BASELINE = "bench.baseline_app:app"
 SCENARIOS = {
     "completed (dev)": ("completed", "dev", 200),
     "completed (prod, secret)": ("completed", "prod", 200),
+    "completed (dev, LOG_LEVEL=WARNING)": ("completed", "quiet", 200),
     "duplicates": ("duplicate", "dev", 200),
     "intermediate": ("progress", "dev", 200),
     "invalid (400)": ("invalid", "dev", 400),
 }
-ENVIRONMENTS = {"dev": {"APP_ENV": "development"}, "prod": {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET}}
+ENVIRONMENTS = {"dev": {"APP_ENV": "development"}, "prod": {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET},
+                "quiet": {"APP_ENV": "development", "LOG_LEVEL": "WARNING"}}  # the cost of the spec's log lines
 
 
 def wrk(url, mode, seconds, connections, secret=None):
@@ -55,7 +57,7 @@ def warm(server, secret=None):
 
 def compare(rounds, seconds, connections):
     """Each scenario, service (A) and baseline (B) in turn, the order swapped every round."""
-    servers = {"dev": start(), "prod": start(env="prod"), "base": start(BASELINE)}
+    servers = {"dev": start(), "prod": start(env="prod"), "quiet": start(env="quiet"), "base": start(BASELINE)}
     for name, server in servers.items():
         warm(server, SECRET if name == "prod" else None)
     rows = {name: [] for name in SCENARIOS}
@@ -73,7 +75,7 @@ def compare(rounds, seconds, connections):
                     measured[who] = result
                 rows[name].append(measured)
                 s, b = measured["service"], measured["baseline"]
-                print(f"round {r + 1} {name:26} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
+                print(f"round {r + 1} {name:34} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
                       f"p99 {s['p99_us'] / 1000:6.2f} ms | baseline {b['rps']:7.0f} req/s p50 {b['p50_us'] / 1000:5.2f} ms "
                       f"p99 {b['p99_us'] / 1000:6.2f} ms", flush=True)
         times = [float(m) for m in re.findall(r"Traitement terminé en ([0-9.]+)ms", servers["dev"].output())]
@@ -177,7 +179,7 @@ def main():
     summary = ratios(rows)
     print(f"\nmedian ratios service/baseline ({options.rounds} rounds, {options.connections} connections):")
     for name, r in summary.items():
-        print(f"  {name:26} throughput {r['throughput']:.2f}x  p99 {r['p99']:.2f}x  "
+        print(f"  {name:34} throughput {r['throughput']:.2f}x  p99 {r['p99']:.2f}x  "
               f"({r['service_rps']:.0f} vs {r['baseline_rps']:.0f} req/s)")
     print(f"  median processing_time_ms, 1-image completed: {median_ms:.3f} ms\n")
     points = sweep([1, 4, 16, 64], options.seconds)
