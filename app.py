@@ -6,6 +6,7 @@ from flask import Flask
 import errors
 import logs
 import processing
+from auth import Authenticator
 from openapi import bundled_document
 from config import load_settings, weak_secret_warnings
 from reading import BodyDeadlines
@@ -18,8 +19,7 @@ from webhook import bp
 class ImageWebhook:
     """Per-application state, kept in app.extensions["image_webhook"]."""
 
-    production: bool
-    secrets: tuple
+    auth: Authenticator
     validator: PayloadValidator
     store: IdempotenceStore
     cleanup: CleanupThread
@@ -52,8 +52,12 @@ def create_app(config=None, *, environ=None):
     )
     cleanup = CleanupThread(store, settings["CLEANUP_INTERVAL"])
     app.extensions["image_webhook"] = ImageWebhook(
-        production=settings["APP_ENV"] == "production",
-        secrets=(settings["WEBHOOK_SECRET"],) if settings["WEBHOOK_SECRET"] else (),
+        auth=Authenticator(
+            mode=settings["WEBHOOK_AUTH"],
+            secrets=settings["WEBHOOK_SECRET"],
+            signing_secrets=settings["WEBHOOK_SIGNING_SECRET"],
+            required=settings["APP_ENV"] == "production",
+        ),
         validator=validator,
         store=store,
         cleanup=cleanup,
@@ -66,5 +70,6 @@ def create_app(config=None, *, environ=None):
     # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
     cleanup.start()
     app.extensions["image_webhook"].deadlines.start()
-    log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, fenêtre d'idempotence %ss", settings["APP_ENV"], settings["IDEMPOTENCE_WINDOW"])
+    log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
+             settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"])
     return app

@@ -1,4 +1,6 @@
 """Configuration: defaults, then the environment (and `.env`), then the caller's mapping, checked once."""
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -10,6 +12,9 @@ class ConfigError(ValueError):
 
 
 ENVIRONMENTS = ("development", "production")
+AUTH_MODES = ("secret", "signature", "any")
+# the spec's example secret is public: it cannot protect a production service
+PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
 
 
 def _environment(name, value):
@@ -47,10 +52,38 @@ def _text(name, value):
     return str(value).strip() or None
 
 
+def _secrets(name, value):
+    """Several values separated by spaces or commas (rotation): any of them is accepted."""
+    values = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return tuple(values)
+
+
+def _signing_secrets(name, value):
+    secrets = _secrets(name, value)
+    for secret in secrets:
+        key = secret.removeprefix("whsec_")
+        try:
+            decoded = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{name} must be base64 (whsec_...); one of its values is not") from None
+        if len(decoded) < 24:
+            raise ConfigError(f"{name} must decode to at least 24 bytes; one of its values has {len(decoded)}")
+    return secrets
+
+
+def _auth_mode(name, value):
+    value = str(value).strip().lower()
+    if value not in AUTH_MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}")
+    return value
+
+
 # name: (default, parser); every variable the service reads, documented in the README
 SETTINGS = {
     "APP_ENV": ("production", _environment),
-    "WEBHOOK_SECRET": (None, _text),
+    "WEBHOOK_SECRET": ((), _secrets),
+    "WEBHOOK_SIGNING_SECRET": ((), _signing_secrets),
+    "WEBHOOK_AUTH": (None, _auth_mode),
     "IDEMPOTENCE_WINDOW": (300, _number(0.001, integer=False)),
     "CLEANUP_INTERVAL": (300, _number(0.001, integer=False)),
     "IDEMPOTENCE_MAX_ENTRIES": (100_000, _number(1, integer=True)),
@@ -78,18 +111,32 @@ def load_settings(config=None, environ=None):
     raw.update(config or {})
     settings = dict(raw)
     for name, (default, parse) in SETTINGS.items():
-        value = raw.get(name, default)
+        value = raw.get(name)
+        value = default if value is None else value
         settings[name] = None if value is None else parse(name, value)
-    if settings["APP_ENV"] == "production" and not settings["WEBHOOK_SECRET"]:
-        raise ConfigError("WEBHOOK_SECRET is required when APP_ENV is production")
+    if settings["WEBHOOK_AUTH"] is None:  # signatures, once a signing secret is configured
+        settings["WEBHOOK_AUTH"] = "signature" if settings["WEBHOOK_SIGNING_SECRET"] else "secret"
+    if settings["APP_ENV"] == "production":
+        _check_production_auth(settings)
     if settings["PORT"] > 65535:
         raise ConfigError(f"PORT must be at most 65535, not {settings['PORT']}")
     return settings
 
 
+def _check_production_auth(settings):
+    """Refuse a production configuration that would accept unauthenticated requests."""
+    mode, secrets, signing = settings["WEBHOOK_AUTH"], settings["WEBHOOK_SECRET"], settings["WEBHOOK_SIGNING_SECRET"]
+    if mode == "secret" and not secrets:
+        raise ConfigError("WEBHOOK_SECRET is required when APP_ENV is production (WEBHOOK_AUTH=secret)")
+    if mode == "signature" and not signing:
+        raise ConfigError("WEBHOOK_SIGNING_SECRET is required when APP_ENV is production (WEBHOOK_AUTH=signature)")
+    if mode == "any" and not (secrets or signing):
+        raise ConfigError("WEBHOOK_SECRET or WEBHOOK_SIGNING_SECRET is required when APP_ENV is production")
+    if PUBLIC_EXAMPLE_SECRET in secrets:
+        raise ConfigError("WEBHOOK_SECRET is the spec's public example secret: generate one (openssl rand -base64 32)")
+
+
 def weak_secret_warnings(settings):
     """Return the warnings to log at start-up about the configured secret, without revealing it."""
-    secret = settings["WEBHOOK_SECRET"]
-    if secret and len(secret) < 32:
-        return [f"WEBHOOK_SECRET is shorter than 32 characters ({len(secret)})"]
-    return []
+    return [f"WEBHOOK_SECRET has a value shorter than 32 characters ({len(secret)})"
+            for secret in settings["WEBHOOK_SECRET"] if len(secret) < 32]

@@ -10,13 +10,9 @@ from werkzeug.exceptions import ClientDisconnected, RequestTimeout, UnsupportedM
 from errors import InvalidPayload
 
 
-def read_json_object():
-    """Return the parsed body: 415 unless UTF-8 JSON, 413 past MAX_CONTENT_LENGTH, 408 if too slow,
-    400 unless parsable (a RecursionError is a body nested deeper than the parser goes)."""
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType()
-    raw = read_body()
+def parse_json(raw):
+    """Return the parsed body, or 400 unless it is UTF-8 JSON (a RecursionError is a body nested
+    deeper than the parser goes)."""
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
@@ -25,11 +21,15 @@ def read_json_object():
 
 
 def read_body():
-    """Return the raw body (413 past MAX_CONTENT_LENGTH), or 408 if it is not in within BODY_TIMEOUT.
+    """Return the raw body: 415 unless JSON in UTF-8, 413 past MAX_CONTENT_LENGTH, 408 if it is not
+    all in within BODY_TIMEOUT.
 
     gunicorn sets no deadline on reading a body: a client that stops sending, lies about its
     Content-Length or sends a byte a second would otherwise hold a worker thread for good.
     """
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType()
     sock = request.environ.get("gunicorn.socket")
     if sock is None:  # not under gunicorn (the test client): nothing to wait for
         return request.get_data(cache=False)

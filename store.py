@@ -1,4 +1,5 @@
 """Idempotence: which terminal notifications were processed during the last window."""
+import contextlib
 import logging
 import threading
 import time
@@ -52,6 +53,18 @@ class IdempotenceStore:
         with self._lock:
             if token is not None and self._entries.get(key) == token:
                 del self._entries[key]
+
+    @contextlib.contextmanager
+    def holding(self, key):
+        """Claim `key` for the block: yields the token (None for a duplicate); an exception
+        leaving the block releases the claim, so the sender's retry is processed."""
+        token = self.claim(key)
+        try:
+            yield token
+        except BaseException:
+            if token is not None:
+                self.release(key, token)
+            raise
 
     def seen(self, key):
         """Return whether `key` was claimed within the window."""

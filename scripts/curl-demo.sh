@@ -4,8 +4,14 @@
 set -u
 URL="${URL:-http://127.0.0.1:3000}"
 ENDPOINT="$URL/api/webhooks/image-completion"
-SECRET="${WEBHOOK_SECRET:-}"
-[ -z "$SECRET" ] && [ -f .env ] && SECRET="$(sed -n 's/^WEBHOOK_SECRET=//p' .env | tr -d '"'"'"' ')"
+from_env_file() {  # the first value of a variable in .env, if there is one
+  [ -f .env ] || return 0
+  sed -n "s/^$1=//p" .env | tr -d "\"'" | tr ',' ' ' | awk '{print $1}'
+}
+SECRET="${WEBHOOK_SECRET:-$(from_env_file WEBHOOK_SECRET)}"
+SECRET="${SECRET%%[ ,]*}"                      # the first value, when several are configured
+SIGNING="${WEBHOOK_SIGNING_SECRET:-$(from_env_file WEBHOOK_SIGNING_SECRET)}"
+SIGNING="${SIGNING%%[ ,]*}"
 JOB="demo-$(date +%s)-$$"
 NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
@@ -16,10 +22,21 @@ fi
 
 pretty() { python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), ensure_ascii=False, indent=2))' 2>/dev/null || cat; }
 
+# Standard Webhooks signature: base64 HMAC-SHA256, keyed by the decoded whsec_ secret, of "id.timestamp.body"
+sign() {  # sign ID TIMESTAMP BODY
+  printf '%s.%s.%s' "$1" "$2" "$3" | python3 -c 'import base64, hashlib, hmac, sys
+key = base64.b64decode(sys.argv[1].removeprefix("whsec_"))
+print("v1," + base64.b64encode(hmac.new(key, sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SIGNING"
+}
+
 post() {  # post TITLE BODY [extra curl args...]
   local title="$1" body="$2"; shift 2
   local auth=()
   [ -n "$SECRET" ] && auth=(-H "X-Webhook-Secret: $SECRET")
+  if [ -n "$SIGNING" ]; then
+    local id="msg_$(date +%s%N)" ts="$(date +%s)"
+    auth+=(-H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: $(sign "$id" "$ts" "$body")")
+  fi
   echo "── $title"
   local out status
   out="$(curl -s -w '\n%{http_code}' -X POST "$ENDPOINT" -H "Content-Type: application/json" "${auth[@]}" "$@" --data-binary "$body")"
@@ -47,5 +64,6 @@ post "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": 
 post "4. failed" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
 post "5. completed without images" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
 post "6. bad JSON" '{"job_id": "broken",'
-SECRET="wrong-secret" post "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
-echo "(7 is a 401 whenever the service has a WEBHOOK_SECRET; in development without one, any header passes.)"
+SECRET="wrong-secret" SIGNING="" post "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
+echo "(7 is a 401 whenever the service checks a WEBHOOK_SECRET; in development without one, any header passes.)"
+[ -n "$SIGNING" ] && echo "(requests 1-6 were signed with WEBHOOK_SIGNING_SECRET, Standard Webhooks style)"

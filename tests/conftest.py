@@ -1,10 +1,15 @@
 """Fixtures: an app per test (isolated store, no environment leaking in), its client, sample payloads."""
 import copy
 import logging
+import os
 
 import pytest
 
+import logs
 from app import create_app
+
+# the tests read the service's records with caplog; its stderr lines would only clutter the output
+logs.configure(stream=open(os.devnull, "w", encoding="utf-8"))
 
 URL = "/api/webhooks/image-completion"
 SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -1,4 +1,5 @@
 """End to end through the real gunicorn and gunicorn.conf.py, over loopback HTTP."""
+import json
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
@@ -88,3 +89,32 @@ def test_sigterm_stops_cleanly(tmp_path):
     server = GunicornServer(tmp_path, {"APP_ENV": "development"}).start()
     assert server.post(payload(COMPLETED, "before-stop")).status_code == 200
     assert server.stop() == 0
+    assert "Logging error" not in server.output(0)  # regression: records without a process id broke gunicorn's format
+
+
+@pytest.mark.parametrize("mode", ["secret", "signature", "any"])
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_webhook_auth_modes_through_gunicorn(tmp_path, mode, env):
+    """Each WEBHOOK_AUTH mode, in each environment, end to end: what passes and what is a 401."""
+    from test_signatures import KEY_A, KEY_B, signed_headers
+
+    config = {"APP_ENV": env, "WEBHOOK_AUTH": mode, "WEBHOOK_SECRET": SECRET, "WEBHOOK_SIGNING_SECRET": KEY_A}
+    with GunicornServer(tmp_path, config) as server:
+        def status(job, headers):
+            body = json.dumps(payload(COMPLETED, job)).encode()
+            extra = signed_headers(body, key=headers.pop("key"), message_id=job) if "key" in headers else {}
+            return requests.post(server.url + "/api/webhooks/image-completion", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json", **headers, **extra}).status_code
+
+        header_ok = mode in ("secret", "any")
+        signature_ok = mode in ("signature", "any")
+        assert status("e2e-header", {"X-Webhook-Secret": SECRET}) == (200 if header_ok or env == "development" else 401)
+        assert status("e2e-signed", {"key": KEY_A}) == (200 if signature_ok or env == "development" else 401)
+        assert status("e2e-none", {}) == (401 if env == "production" else 200)
+        assert status("e2e-bad-header", {"X-Webhook-Secret": "wrong"}) == (401 if header_ok else status_without_check(env))
+        assert status("e2e-bad-signature", {"key": KEY_B}) == (401 if signature_ok else status_without_check(env))
+
+
+def status_without_check(env):
+    """A credential of a scheme the mode does not use is ignored: the request counts as unauthenticated."""
+    return 401 if env == "production" else 200
