@@ -1,18 +1,25 @@
-"""The application factory: configuration, validator, idempotence store and blueprint, set up once."""
-from dataclasses import dataclass
+"""The application factory: configuration, validator, store, metrics and blueprints, set up once."""
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
 
-from flask import Flask
+from flask import Flask, g, request
 
 import errors
 import logs
+import ops
 import processing
 from auth import Authenticator
-from openapi import bundled_document
 from config import load_settings, weak_secret_warnings
+from metrics import Metrics, multiprocess_mode
+from openapi import bundled_document
 from reading import BodyDeadlines
 from store import CleanupThread, IdempotenceStore
 from validation import PayloadValidator
 from webhook import bp
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
 
 
 @dataclass
@@ -23,9 +30,17 @@ class ImageWebhook:
     validator: PayloadValidator
     store: IdempotenceStore
     cleanup: CleanupThread
+    deadlines: BodyDeadlines
+    metrics: Metrics
     on_job: object
     openapi: dict
-    deadlines: BodyDeadlines
+    processed_jobs: int = field(default=0)  # in this process's life, for the shutdown line
+
+    def not_ready(self):
+        """Why the service cannot do its work, or None."""
+        if not self.cleanup.is_alive():
+            return "le nettoyage des jobs traités ne tourne pas"
+        return None
 
     def stop(self):
         """Stop the background threads (tests, and gunicorn's worker exit)."""
@@ -40,18 +55,21 @@ def create_app(config=None, *, environ=None):
     app.config.from_mapping(settings)
     app.json.ensure_ascii = False  # French messages read as they are, in UTF-8
     app.json.sort_keys = False
-    log = logs.configure(settings["LOG_LEVEL"])
+    log = logs.configure(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
     for warning in weak_secret_warnings(settings):
-        log.warning("⚠️ [Image Webhook] %s", warning)
+        log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
 
-    validator = PayloadValidator()
+    metrics = Metrics()
     store = IdempotenceStore(
         window=settings["IDEMPOTENCE_WINDOW"],
         max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+        on_evict=metrics.evictions.inc,
         **({"clock": settings["CLOCK"]} if "CLOCK" in settings else {}),
     )
-    cleanup = CleanupThread(store, settings["CLEANUP_INTERVAL"])
-    app.extensions["image_webhook"] = ImageWebhook(
+    if not multiprocess_mode():
+        metrics.entries.set_function(lambda: len(store))
+    validator = PayloadValidator()
+    hook = ImageWebhook(
         auth=Authenticator(
             mode=settings["WEBHOOK_AUTH"],
             secrets=settings["WEBHOOK_SECRET"],
@@ -60,16 +78,33 @@ def create_app(config=None, *, environ=None):
         ),
         validator=validator,
         store=store,
-        cleanup=cleanup,
+        cleanup=CleanupThread(store, settings["CLEANUP_INTERVAL"],
+                              on_run=lambda removed: metrics.cleanup_ran(removed, time.time())),
+        deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
+        metrics=metrics,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
         openapi=bundled_document(schemas=validator.schemas),
-        deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
     )
+    app.extensions["image_webhook"] = hook
     errors.register(app)
+    app.before_request(assign_request_id)
+    app.after_request(return_request_id)
     app.register_blueprint(bp)
+    app.register_blueprint(ops.bp)
     # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
-    cleanup.start()
-    app.extensions["image_webhook"].deadlines.start()
+    hook.cleanup.start()
+    hook.deadlines.start()
     log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
-             settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"])
+             settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"], extra={"event": "ready"})
     return app
+
+
+def assign_request_id():
+    """Keep a well-formed incoming X-Request-ID, otherwise make one; every log line of the request has it."""
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def return_request_id(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    return response

@@ -39,6 +39,14 @@ def _number(minimum, *, integer):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(name, value):
+    value = str(value).strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return value
 
 
 def _log_level(name, value):
@@ -91,6 +99,7 @@ SETTINGS = {
     "PORT": (3000, _number(1, integer=True)),
     "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
     "LOG_LEVEL": ("INFO", _log_level),
+    "LOG_FORMAT": ("text", _log_format),
 }
 
 

@@ -39,6 +39,12 @@ def elapsed_ms(started):
     return round((time.perf_counter() - started) * 1000, 3)
 
 
+# the metrics' outcome of each rejection (a closed set)
+OUTCOMES = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
+            "JSON invalide": "invalid_json", "Payload invalide": "invalid_payload",
+            "Données d'images manquantes": "missing_images"}
+
+
 def handle_http_exception(exc):
     """Turn every HTTPException (400, 401, 404, 405, 413, 415...) into a JSON error."""
     if isinstance(exc, InvalidPayload):
@@ -48,8 +54,11 @@ def handle_http_exception(exc):
         response = error_response(401, "Unauthorized")
     else:
         response = error_response(exc.code, exc.name, message=MESSAGES.get(exc.code, exc.description))
-    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s%s", exc.code, response.json["error"],
-                f" {LazyJson(exc.details)}" if getattr(exc, "details", None) else "")
+    error = response.json["error"]
+    g.outcome = OUTCOMES.get(error) or OUTCOMES.get(exc.code, "error")
+    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s%s", exc.code, error,
+                f" {LazyJson(exc.details)}" if getattr(exc, "details", None) else "",
+                extra={"event": "rejected", "outcome": g.outcome})
     for name, value in exc.get_headers():  # keeps Allow on 405, Location on redirects
         if name.lower() != "content-type":
             response.headers[name] = value
@@ -59,7 +68,8 @@ def handle_http_exception(exc):
 def handle_internal_error(exc):
     """Answer an unexpected exception with the spec's 500 body, never a traceback."""
     original = getattr(exc, "original_exception", None) or exc
-    log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__)
+    g.outcome = "error"
+    log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__, extra={"event": "error", "outcome": "error"})
     fields = {"processing_time_ms": elapsed_ms(g.started)} if "started" in g else {}
     return error_response(
         500, "Internal server error", message="Erreur inattendue pendant le traitement du webhook", **fields

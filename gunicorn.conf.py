@@ -27,21 +27,48 @@ _host = "127.0.0.1" if settings["APP_ENV"] == "development" else "0.0.0.0"
 bind = [f"{_host}:{settings['PORT']}"]
 
 # Worker processes: ONE, because the idempotence store is a dict inside the process; a second
-# worker would have its own dict and process the same job again. Concurrency comes from threads.
+# worker would have its own dict and process the same job again.
 workers = 1
+# gthread with 8 threads, chosen by measurement (make bench-workers, BENCHMARKS.md): sync, gthread
+# 2, 4 and 8 served the service within run-to-run noise of each other (sync closes the connection
+# after every answer, which ate its edge). What decides is slow clients: one sync worker is stalled
+# by a single client that sends slowly, and the master kills it at `timeout`, losing the store.
+# With threads, a slow client holds one thread, for BODY_TIMEOUT at most (the app cuts it off).
+# In production put a buffering reverse proxy (nginx, a load balancer) in front anyway: it absorbs
+# slow clients before they reach a thread.
 worker_class = "gthread"
 threads = 8
 
-# Timeouts: the backend gives up after 30 s, so nothing here may take longer.
+# Timeouts: the backend gives up after 30 s, so nothing here may take longer. `timeout` is the
+# master's heartbeat check (a gthread worker beats while its threads work); `graceful_timeout` is
+# how long in-flight requests get to finish after SIGTERM; kept-alive idle connections close after
+# `keepalive` seconds. Reading a body is bounded by the app's BODY_TIMEOUT (10 s), which gunicorn
+# does not provide.
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
 
-# Logging: gunicorn's own messages and the access log on stderr, next to the service's lines.
+# Logging: gunicorn's own messages and the access log on stderr, next to the service's lines,
+# in the same format (LOG_FORMAT=json gives JSON lines for both).
 errorlog = "-"
 accesslog = "-"
 loglevel = "info"
+if settings["LOG_FORMAT"] == "json":
+    logger_class = "logs.GunicornJsonLogger"
 
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """On the way out (SIGTERM after in-flight requests): stop the threads, say how much was done."""
+    hook = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("image_webhook")
+    if hook is None:
+        return
+    import logs
+
+    hook.stop()
+    logs.configure().info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
+                          hook.processed_jobs, extra={"event": "shutdown"})
+    logs.flush()

@@ -28,16 +28,18 @@ def log_payload(payload):
             "has_data": data is not None,
             "images_count": len(images) if isinstance(images, list) else 0,
         }
-        log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary))
+        log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary), extra={"event": "payload"})
 
 
 def acknowledge_progress(payload, *, late):
     """ℹ️: an intermediate status is acknowledged, never processed; `late` if its job already ended."""
     job_id, status = payload["job_id"], payload["status"]
     if late:
-        log.info("ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s", job_id, status)
+        log.info("ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s", job_id, status,
+                 extra={"event": "late_progress", "outcome": "intermediate"})
     else:
-        log.info("ℹ️ [Image Webhook] Statut intermédiaire: %s %s (%s%%)", job_id, status, payload.get("progress", "?"))
+        log.info("ℹ️ [Image Webhook] Statut intermédiaire: %s %s (%s%%)", job_id, status, payload.get("progress", "?"),
+                 extra={"event": "progress", "outcome": "intermediate"})
     return {"success": True, "message": f"Statut intermédiaire reçu: {status}", "job_id": job_id, "status": status}
 
 
@@ -46,7 +48,8 @@ def process_terminal(payload, on_job):
     job_id = payload["job_id"]
     if payload["status"] == "failed":
         error_message = payload.get("error_message") or payload.get("message") or "inconnue"
-        log.error("❌ [Image Webhook] Échec de la génération: %s", LazyJson({"job_id": job_id, "error_message": error_message}))
+        log.error("❌ [Image Webhook] Échec de la génération: %s", LazyJson({"job_id": job_id, "error_message": error_message}),
+                  extra={"event": "job_failed"})
         on_job(payload)
         return {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
     images = payload["data"]["images"]
@@ -59,9 +62,10 @@ def process_terminal(payload, on_job):
                 "model": metadata.get("model_name"),
                 "generation_time": metadata.get("generation_time_seconds"),
             }),
+            extra={"event": "job_completed"},
         )
         for image in images:
-            log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)))
+            log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"})
     on_job(payload)
     return {
         "success": True,

@@ -15,11 +15,12 @@ class IdempotenceStore:
     eviction only ever pop from the front and stop at the first live entry.
     """
 
-    def __init__(self, *, window, max_entries, clock=time.monotonic, batch=1000):
+    def __init__(self, *, window, max_entries, clock=time.monotonic, batch=1000, on_evict=None):
         self.window = window
         self.max_entries = max_entries
         self.clock = clock
         self.batch = batch
+        self.on_evict = on_evict  # called with the number of live entries evicted (metrics)
         self.evicted = 0  # live entries dropped at the bound: the price of bounded memory
         self.expired = 0
         self._warned_at = None  # the eviction warning is logged at most once per WARN_EVERY seconds
@@ -42,10 +43,12 @@ class IdempotenceStore:
             elif len(self._entries) >= self.max_entries:
                 evicted = self._make_room(now)
             self._entries[key] = now
+        if evicted and self.on_evict:
+            self.on_evict(evicted)
         if evicted and (self._warned_at is None or now - self._warned_at >= WARN_EVERY):
             self._warned_at = now
             log.warning("⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oubliés avant la fin de la "
-                        "fenêtre depuis le démarrage", self.evicted)
+                        "fenêtre depuis le démarrage", self.evicted, extra={"event": "eviction"})
         return now
 
     def release(self, key, token):
@@ -107,10 +110,11 @@ class IdempotenceStore:
 class CleanupThread(threading.Thread):
     """Calls `store.remove_expired()` every `interval` seconds until `stop()`; survives its failures."""
 
-    def __init__(self, store, interval):
+    def __init__(self, store, interval, on_run=None):
         super().__init__(name="idempotence-cleanup", daemon=True)
         self.store = store
         self.interval = interval
+        self.on_run = on_run  # called with the number of entries removed (metrics)
         self._stopping = threading.Event()
 
     def run(self):
@@ -118,9 +122,12 @@ class CleanupThread(threading.Thread):
             try:
                 removed = self.store.remove_expired()
             except Exception:
-                log.exception("❌ [Image Webhook] Échec du nettoyage des jobs traités")
+                log.exception("❌ [Image Webhook] Échec du nettoyage des jobs traités", extra={"event": "cleanup_failed"})
                 continue
-            log.debug("ℹ️ [Image Webhook] Nettoyage: %d job(s) expiré(s) retiré(s), %d suivi(s)", removed, len(self.store))
+            if self.on_run:
+                self.on_run(removed)
+            log.debug("ℹ️ [Image Webhook] Nettoyage: %d job(s) expiré(s) retiré(s), %d suivi(s)", removed, len(self.store),
+                      extra={"event": "cleanup"})
 
     def stop(self, timeout=5):
         """Ask the thread to end and wait for it."""

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 import processing
 from errors import elapsed_ms
 from reading import parse_json, read_body
+from metrics import STATUSES
 from validation import INTERMEDIATE_STATUSES
 
 bp = Blueprint("webhook", __name__)
@@ -20,7 +21,7 @@ def image_completion():
     """Authenticate, read the body, refuse a replayed signed message, then handle the notification."""
     g.started = time.perf_counter()
     hook = current_app.extensions["image_webhook"]
-    log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...")
+    log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...", extra={"event": "reception"})
     signed = hook.auth.check_headers(request.headers)
     raw = read_body()
     if not signed:
@@ -28,7 +29,8 @@ def image_completion():
     message_id = hook.auth.verify_signature(request.headers, raw)
     with hook.store.holding(MESSAGE + message_id) as first_time:
         if first_time is None:
-            log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id)
+            g.outcome = "duplicate"
+            log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id, extra={"event": "replay"})
             return jsonify(DUPLICATE)
         return handle(raw, hook)
 
@@ -36,22 +38,32 @@ def image_completion():
 def handle(raw, hook):
     """Validate the notification, then acknowledge it or process it once."""
     payload = parse_json(raw)
+    status = payload.get("status") if isinstance(payload, dict) else None
+    g.status = status if isinstance(status, str) and status in STATUSES else None  # logs, metrics labels
     hook.validator.validate(payload)
+    g.job_id = job_id = payload["job_id"]
     processing.log_payload(payload)
-    job_id, status = payload["job_id"], payload["status"]
-    if status in INTERMEDIATE_STATUSES:
+    if g.status in INTERMEDIATE_STATUSES:
+        g.outcome = "intermediate"
         return jsonify(processing.acknowledge_progress(payload, late=hook.store.seen(job_id)))
     with hook.store.holding(job_id) as claim:
         if claim is None:
-            log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id)
+            g.outcome = "duplicate"
+            log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
             return jsonify(DUPLICATE)
         body = processing.process_terminal(payload, hook.on_job)
-    body["processing_time_ms"] = elapsed_ms(g.started)
-    log.info("⏱️ [Image Webhook] Traitement terminé en %sms", body["processing_time_ms"])
+    g.outcome = "processed"
+    body["processing_time_ms"] = milliseconds = elapsed_ms(g.started)
+    hook.metrics.processed(payload, milliseconds / 1000)
+    hook.processed_jobs += 1
+    log.info("⏱️ [Image Webhook] Traitement terminé en %sms", milliseconds,
+             extra={"event": "processed", "outcome": "processed", "processing_time_ms": milliseconds})
     return jsonify(body)
 
 
-@bp.get("/openapi.json")
-def openapi_document():
-    """The OpenAPI document, bundled once at start-up."""
-    return jsonify(current_app.extensions["image_webhook"].openapi)
+@bp.after_request
+def count(response):
+    """Count every answer of the webhook by status and outcome (a closed set of labels)."""
+    outcome = g.get("outcome") or ("processed" if response.status_code == 200 else "error")
+    current_app.extensions["image_webhook"].metrics.count(g.get("status"), outcome)
+    return response

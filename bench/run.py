@@ -78,7 +78,7 @@ def compare(rounds, seconds, connections):
                 print(f"round {r + 1} {name:34} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
                       f"p99 {s['p99_us'] / 1000:6.2f} ms | baseline {b['rps']:7.0f} req/s p50 {b['p50_us'] / 1000:5.2f} ms "
                       f"p99 {b['p99_us'] / 1000:6.2f} ms", flush=True)
-        times = [float(m) for m in re.findall(r"Traitement terminé en ([0-9.]+)ms", servers["dev"].output())]
+        times = processing_times(servers["dev"].output())
     finally:
         for server in servers.values():
             server.stop()
@@ -101,18 +101,27 @@ def sweep(levels, seconds):
     """Requests/s and p99 of unique completed (dev) for service and baseline at each concurrency."""
     servers = {"service": start(), "baseline": start(BASELINE)}
     points = {who: [] for who in servers}
+    times_at_1 = []
     try:
         for server in servers.values():
             warm(server)
         for level in levels:
             for who, server in servers.items():
+                before = len(processing_times(server.output())) if who == "service" else 0
                 result = wrk(server.url, "completed", seconds, level)
                 points[who].append({"connections": level, "rps": result["rps"], "p99_ms": result["p99_us"] / 1000})
+                if who == "service" and level == 1:
+                    times_at_1 = processing_times(server.output())[before:]
                 print(f"concurrency {level:3} {who:8} {result['rps']:7.0f} req/s p99 {result['p99_us'] / 1000:6.2f} ms", flush=True)
     finally:
         for server in servers.values():
             server.stop()
+    points["median_processing_time_ms_at_1"] = statistics.median(times_at_1)
     return points
+
+
+def processing_times(output):
+    return [float(m) for m in re.findall(r"Traitement terminé en ([0-9.]+)ms", output)]
 
 
 def plot(points, path):
@@ -184,6 +193,7 @@ def main():
     print(f"  median processing_time_ms, 1-image completed: {median_ms:.3f} ms\n")
     points = sweep([1, 4, 16, 64], options.seconds)
     RESULTS.mkdir(exist_ok=True)
+    print(f"median processing_time_ms, 1-image completed, one connection: {points['median_processing_time_ms_at_1']:.3f} ms")
     plot(points, RESULTS / "concurrency.png")
     print(f"\nplot: {RESULTS / 'concurrency.png'}\n")
     subprocess.run([sys.executable, str(ROOT / "bench" / "store.py")], check=True)

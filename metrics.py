@@ -1,0 +1,91 @@
+"""Prometheus metrics (prometheus-client): what the spec's Monitoring section asks to watch.
+
+Every label value comes from a closed set, never from a job id or a raw header, so a hostile sender
+cannot grow the number of series. With several worker processes (PROMETHEUS_MULTIPROC_DIR set before
+they start) prometheus-client's multiprocess mode adds up the workers' values.
+"""
+import os
+import re
+import threading
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+STATUSES = frozenset({"pending", "initializing", "generating", "saving", "completed", "failed"})
+OUTCOMES = ("processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
+            "missing_images", "too_large", "unsupported_media_type", "timeout", "error")
+MAX_MODELS = 20  # distinct model_name label values per process; later ones count as "other"
+MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+# sub-millisecond work: the service's own processing time, in seconds
+PROCESSING_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5)
+GENERATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+def multiprocess_mode():
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (one per application)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.notifications = Counter("image_webhook_notifications", "Notifications received, by status and outcome",
+                                     ["status", "outcome"], registry=r)
+        self.processing = Histogram("image_webhook_processing_seconds", "Time the service spent on a processed "
+                                    "notification (processing_time_ms)", ["status"], buckets=PROCESSING_BUCKETS, registry=r)
+        self.images = Counter("image_webhook_images", "Images of completed jobs", ["model"], registry=r)
+        self.image_bytes = Counter("image_webhook_image_bytes", "Sum of the images' size_bytes", ["model"], registry=r)
+        self.generation = Histogram("image_webhook_generation_seconds", "Generation time reported by the backend",
+                                    ["model"], buckets=GENERATION_BUCKETS, registry=r)
+        self.entries = Gauge("image_webhook_idempotence_entries", "Jobs remembered by the idempotence store",
+                             multiprocess_mode="livesum", registry=r)
+        self.evictions = Counter("image_webhook_idempotence_evictions", "Jobs forgotten before the end of the window "
+                                 "(IDEMPOTENCE_MAX_ENTRIES reached)", registry=r)
+        self.expired = Counter("image_webhook_idempotence_expired", "Jobs removed by the cleanup", registry=r)
+        self.last_cleanup = Gauge("image_webhook_idempotence_last_cleanup_timestamp_seconds",
+                                  "When the cleanup last ran (Unix time)", multiprocess_mode="max", registry=r)
+        self._models = set()
+        self._models_lock = threading.Lock()
+
+    def count(self, status, outcome):
+        """One notification answered: `status` outside the known ones is 'unknown'."""
+        known = isinstance(status, str) and status in STATUSES
+        self.notifications.labels(status if known else "unknown", outcome).inc()
+
+    def processed(self, payload, seconds):
+        """A terminal notification processed: its time and, for completed, its images and model."""
+        self.processing.labels(payload["status"]).observe(seconds)
+        if payload["status"] != "completed":
+            return
+        data = payload["data"]
+        metadata = data.get("metadata") or {}
+        model = self._model_label(metadata.get("model_name"))
+        self.images.labels(model).inc(len(data["images"]))
+        self.image_bytes.labels(model).inc(sum(image.get("size_bytes") or 0 for image in data["images"]))
+        if metadata.get("generation_time_seconds") is not None:
+            self.generation.labels(model).observe(metadata["generation_time_seconds"])
+
+    def _model_label(self, name):
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+            return "other"
+        if name in self._models:
+            return name
+        with self._models_lock:
+            if len(self._models) < MAX_MODELS:
+                self._models.add(name)
+                return name
+        return "other"
+
+    def cleanup_ran(self, removed, at):
+        self.expired.inc(removed)
+        self.last_cleanup.set(at)
+
+    def exposition(self):
+        """The text format of every metric, added up across workers in multiprocess mode."""
+        registry = self.registry
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,10 @@
+"""A test application whose job handler takes a while (graceful shutdown tests)."""
+import os
+import time
+
+from app import create_app
+
+
+def create():
+    delay = float(os.environ.get("SLOW_JOB_SECONDS", "2"))
+    return create_app({"JOB_HANDLER": lambda payload: time.sleep(delay)})
