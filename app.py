@@ -15,7 +15,8 @@ from config import load_settings, weak_secret_warnings
 from metrics import Metrics, multiprocess_mode
 from openapi import bundled_document
 from reading import BodyDeadlines
-from store import CleanupThread, IdempotenceStore
+from redis_store import RedisStore
+from store import CleanupThread, IdempotenceStore, Store
 from validation import PayloadValidator
 from webhook import bp
 
@@ -28,8 +29,8 @@ class ImageWebhook:
 
     auth: Authenticator
     validator: PayloadValidator
-    store: IdempotenceStore
-    cleanup: CleanupThread
+    store: Store
+    cleanup: CleanupThread | None  # the memory store's; Redis expires its keys itself
     deadlines: BodyDeadlines
     metrics: Metrics
     on_job: object
@@ -38,13 +39,14 @@ class ImageWebhook:
 
     def not_ready(self):
         """Why the service cannot do its work, or None."""
-        if not self.cleanup.is_alive():
+        if self.cleanup is not None and not self.cleanup.is_alive():
             return "le nettoyage des jobs traités ne tourne pas"
-        return None
+        return self.store.not_ready()
 
     def stop(self):
         """Stop the background threads (tests, and gunicorn's worker exit)."""
-        self.cleanup.stop()
+        if self.cleanup is not None:
+            self.cleanup.stop()
         self.deadlines.stop()
 
 
@@ -60,14 +62,7 @@ def create_app(config=None, *, environ=None):
         log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
 
     metrics = Metrics()
-    store = IdempotenceStore(
-        window=settings["IDEMPOTENCE_WINDOW"],
-        max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
-        on_evict=metrics.evictions.inc,
-        **({"clock": settings["CLOCK"]} if "CLOCK" in settings else {}),
-    )
-    if not multiprocess_mode():
-        metrics.entries.set_function(lambda: len(store))
+    store, cleanup = make_store(settings, metrics)
     validator = PayloadValidator()
     hook = ImageWebhook(
         auth=Authenticator(
@@ -78,8 +73,7 @@ def create_app(config=None, *, environ=None):
         ),
         validator=validator,
         store=store,
-        cleanup=CleanupThread(store, settings["CLEANUP_INTERVAL"],
-                              on_run=lambda removed: metrics.cleanup_ran(removed, time.time())),
+        cleanup=cleanup,
         deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
         metrics=metrics,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
@@ -92,11 +86,31 @@ def create_app(config=None, *, environ=None):
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
     # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
-    hook.cleanup.start()
+    if cleanup is not None:
+        cleanup.start()
     hook.deadlines.start()
     log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
              settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"], extra={"event": "ready"})
     return app
+
+
+def make_store(settings, metrics):
+    """The idempotence store IDEMPOTENCE_BACKEND names, and the memory store's cleanup thread."""
+    if settings["IDEMPOTENCE_BACKEND"] == "redis":
+        store = RedisStore(url=settings["REDIS_URL"], prefix=settings["IDEMPOTENCE_KEY_PREFIX"],
+                           window=settings["IDEMPOTENCE_WINDOW"], timeout=settings["REDIS_TIMEOUT"])
+        return store, None
+    store = IdempotenceStore(
+        window=settings["IDEMPOTENCE_WINDOW"],
+        max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+        on_evict=metrics.evictions.inc,
+        **({"clock": settings["CLOCK"]} if "CLOCK" in settings else {}),
+    )
+    if not multiprocess_mode():
+        metrics.entries.set_function(lambda: len(store))
+    cleanup = CleanupThread(store, settings["CLEANUP_INTERVAL"],
+                            on_run=lambda removed: metrics.cleanup_ran(removed, time.time()))
+    return store, cleanup
 
 
 def assign_request_id():

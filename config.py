@@ -13,6 +13,7 @@ class ConfigError(ValueError):
 
 ENVIRONMENTS = ("development", "production")
 AUTH_MODES = ("secret", "signature", "any")
+BACKENDS = ("memory", "redis")
 # the spec's example secret is public: it cannot protect a production service
 PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
 
@@ -79,6 +80,13 @@ def _signing_secrets(name, value):
     return secrets
 
 
+def _backend(name, value):
+    value = str(value).strip().lower()
+    if value not in BACKENDS:
+        raise ConfigError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
+    return value
+
+
 def _auth_mode(name, value):
     value = str(value).strip().lower()
     if value not in AUTH_MODES:
@@ -100,6 +108,11 @@ SETTINGS = {
     "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
     "LOG_LEVEL": ("INFO", _log_level),
     "LOG_FORMAT": ("text", _log_format),
+    "IDEMPOTENCE_BACKEND": (None, _backend),
+    "REDIS_URL": (None, _text),
+    "IDEMPOTENCE_KEY_PREFIX": ("image-webhook:", _text),
+    "REDIS_TIMEOUT": (2, _number(0.001, integer=False)),
+    "WEB_CONCURRENCY": (None, _number(1, integer=True)),
 }
 
 
@@ -127,9 +140,25 @@ def load_settings(config=None, environ=None):
         settings["WEBHOOK_AUTH"] = "signature" if settings["WEBHOOK_SIGNING_SECRET"] else "secret"
     if settings["APP_ENV"] == "production":
         _check_production_auth(settings)
+    _check_store(settings)
     if settings["PORT"] > 65535:
         raise ConfigError(f"PORT must be at most 65535, not {settings['PORT']}")
     return settings
+
+
+def _check_store(settings):
+    """Pick the store (REDIS_URL selects Redis) and the number of workers it allows."""
+    if settings["IDEMPOTENCE_BACKEND"] is None:
+        settings["IDEMPOTENCE_BACKEND"] = "redis" if settings["REDIS_URL"] else "memory"
+    if settings["IDEMPOTENCE_BACKEND"] == "redis":
+        settings["REDIS_URL"] = settings["REDIS_URL"] or "redis://127.0.0.1:6379/0"
+        if settings["WEB_CONCURRENCY"] is None:
+            settings["WEB_CONCURRENCY"] = 2 * (os.cpu_count() or 1) + 1
+    elif settings["WEB_CONCURRENCY"] is None:
+        settings["WEB_CONCURRENCY"] = 1
+    elif settings["WEB_CONCURRENCY"] > 1:
+        raise ConfigError(f"WEB_CONCURRENCY={settings['WEB_CONCURRENCY']} needs IDEMPOTENCE_BACKEND=redis: each "
+                          "worker would have its own memory store and process the same job again")
 
 
 def _check_production_auth(settings):

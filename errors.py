@@ -40,7 +40,7 @@ def elapsed_ms(started):
 
 
 # the metrics' outcome of each rejection (a closed set)
-OUTCOMES = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
+OUTCOMES = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable",
             "JSON invalide": "invalid_json", "Payload invalide": "invalid_payload",
             "Données d'images manquantes": "missing_images"}
 

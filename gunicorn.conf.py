@@ -26,9 +26,16 @@ preload_app = False
 _host = "127.0.0.1" if settings["APP_ENV"] == "development" else "0.0.0.0"
 bind = [f"{_host}:{settings['PORT']}"]
 
-# Worker processes: ONE, because the idempotence store is a dict inside the process; a second
-# worker would have its own dict and process the same job again.
-workers = 1
+# Worker processes follow the idempotence store. The memory store is a dict inside the process: a
+# second worker would have its own dict and process the same job again, so it runs ONE worker
+# (config.py refuses more). Redis is shared by every worker and machine: 2 x cores + 1 by default,
+# WEB_CONCURRENCY overrides.
+workers = settings["WEB_CONCURRENCY"]
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # several processes: prometheus-client adds their metrics up from files in this directory
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-webhook-metrics-")
 # gthread with 8 threads, chosen by measurement (make bench-workers, BENCHMARKS.md): sync, gthread
 # 2, 4 and 8 served the service within run-to-run noise of each other (sync closes the connection
 # after every answer, which ate its edge). What decides is slow clients: one sync worker is stalled
@@ -59,6 +66,14 @@ if settings["LOG_FORMAT"] == "json":
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges no longer count (multiprocess metrics)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def worker_exit(server, worker):

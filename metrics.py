@@ -13,7 +13,7 @@ from prometheus_client import multiprocess
 
 STATUSES = frozenset({"pending", "initializing", "generating", "saving", "completed", "failed"})
 OUTCOMES = ("processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
-            "missing_images", "too_large", "unsupported_media_type", "timeout", "error")
+            "missing_images", "too_large", "unsupported_media_type", "timeout", "unavailable", "error")
 MAX_MODELS = 20  # distinct model_name label values per process; later ones count as "other"
 MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 # sub-millisecond work: the service's own processing time, in seconds

@@ -8,7 +8,29 @@ log = logging.getLogger("image_webhook")
 WARN_EVERY = 10  # seconds: a flood of distinct ids must not flood the log too
 
 
-class IdempotenceStore:
+class Store:
+    """What the blueprint needs of an idempotence store: claim, release, seen, holding, not_ready."""
+
+    def claim(self, key):
+        raise NotImplementedError
+
+    def release(self, key, token):
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def holding(self, key):
+        """Claim `key` for the block: yields the token (None for a duplicate); an exception
+        leaving the block releases the claim, so the sender's retry is processed."""
+        token = self.claim(key)
+        try:
+            yield token
+        except BaseException:
+            if token is not None:
+                self.release(key, token)
+            raise
+
+
+class IdempotenceStore(Store):
     """A dict job_id -> claim time behind a lock, oldest first, bounded, with an injectable clock.
 
     Insertion order is time order (claims read the monotonic clock under the lock), so expiry and
@@ -57,17 +79,8 @@ class IdempotenceStore:
             if token is not None and self._entries.get(key) == token:
                 del self._entries[key]
 
-    @contextlib.contextmanager
-    def holding(self, key):
-        """Claim `key` for the block: yields the token (None for a duplicate); an exception
-        leaving the block releases the claim, so the sender's retry is processed."""
-        token = self.claim(key)
-        try:
-            yield token
-        except BaseException:
-            if token is not None:
-                self.release(key, token)
-            raise
+    def not_ready(self):
+        return None  # a dict in the process is always there
 
     def seen(self, key):
         """Return whether `key` was claimed within the window."""

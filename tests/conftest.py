@@ -2,6 +2,7 @@
 import copy
 import logging
 import os
+import uuid
 
 import pytest
 
@@ -90,13 +91,40 @@ def clock():
     return FakeClock()
 
 
+def pytest_generate_tests(metafunc):
+    """Every test built on `make_app` runs against both stores, unless marked memory_only (it moves
+    the memory store's clock, which Redis does not follow)."""
+    if "backend" in metafunc.fixturenames:
+        memory_only = metafunc.definition.get_closest_marker("memory_only")
+        metafunc.parametrize("backend", ["memory"] if memory_only else ["memory", "redis"], scope="function")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """One real redis-server for the session (skipped with a how-to without one, failed in CI)."""
+    from redis_server import RedisServer, require_redis_server
+
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture
-def make_app(clock):
+def store_config(backend, request):
+    if backend == "memory":
+        return {"IDEMPOTENCE_BACKEND": "memory"}
+    url = request.getfixturevalue("redis_url")
+    return {"IDEMPOTENCE_BACKEND": "redis", "REDIS_URL": url, "IDEMPOTENCE_KEY_PREFIX": f"test-{uuid.uuid4().hex}:"}
+
+
+@pytest.fixture
+def make_app(clock, store_config):
     """Build apps from a config mapping, never from the developer's environment; stop their threads."""
     apps = []
 
     def make(**config):
-        settings = {"APP_ENV": "development", "CLOCK": clock, **config}
+        settings = {"APP_ENV": "development", "CLOCK": clock, **store_config, **config}
         app = create_app(settings, environ={})
         apps.append(app)
         return app

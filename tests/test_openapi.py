@@ -61,7 +61,7 @@ def test_bundled_request_schema_gives_the_files_verdict(body):
 def test_every_status_the_service_answers_is_documented():
     """Every status code the service can answer on the webhook is documented with a JSON schema."""
     responses = lookup(bundled_document(), OPERATION + ("responses",))
-    assert set(responses) == {"200", "400", "401", "404", "405", "408", "413", "415", "500"}
+    assert set(responses) == {"200", "400", "401", "404", "405", "408", "413", "415", "500", "503"}
 
 
 def test_schema_files_are_all_referenced():

@@ -66,6 +66,7 @@ def test_any_second_terminal_notification_is_a_duplicate(client, first, second):
     assert client.post(URL, json=second).get_json() == {"success": True, "message": "Job déjà traité"}
 
 
+@pytest.mark.memory_only
 def test_duplicate_after_the_window_is_processed_again(client, clock):
     """Past the idempotence window, the same job is processed again, even before a cleanup ran."""
     client.post(URL, json=COMPLETED)
@@ -75,6 +76,7 @@ def test_duplicate_after_the_window_is_processed_again(client, clock):
     assert client.post(URL, json=COMPLETED).get_json()["message"] == "1 image(s) générée(s) avec succès"
 
 
+@pytest.mark.memory_only
 def test_window_is_configurable(make_app, clock):
     """IDEMPOTENCE_WINDOW sets how long a job counts as processed."""
     client = make_app(IDEMPOTENCE_WINDOW=10).test_client()
