@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test curl-demo soak bench bench-workers clean
+.PHONY: run test curl-demo soak bench bench-workers bench-redis clean
 
 # the virtualenv, rebuilt whenever a requirements file changes
 $(INSTALLED): requirements.txt requirements-dev.txt
@@ -42,6 +42,11 @@ bench: $(VENV)/.bench
 ## the service under sync and gthread (2, 4, 8 threads) workers, against the baseline under each
 bench-workers: $(VENV)/.bench
 	$(BIN)/python bench/run.py --workers --rounds 3 --seconds 3
+
+## memory store with 1 worker against Redis with 2 x cores + 1 workers, same load, in one run
+bench-redis: $(VENV)/.bench
+	@command -v redis-server >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server)
+	$(BIN)/python bench/run.py --stores --rounds 3 --seconds 3 --connections 16
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

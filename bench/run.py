@@ -172,17 +172,51 @@ def workers(seconds, rounds, connections):
               f"{med(BASELINE, 'rps'):7.0f} req/s p99 {med(BASELINE, 'p99_us') / 1000:6.2f} ms")
 
 
+def stores(seconds, rounds, connections):
+    """Memory store with 1 worker against Redis with 2 x cores + 1 workers, same load, in turn."""
+    from redis_server import RedisServer
+
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server is missing: make bench-redis installs it (apt-get install redis-server)")
+    redis = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start()
+    ENVIRONMENTS["redis"] = {"APP_ENV": "development", "REDIS_URL": redis.url}
+    servers = {"memory, 1 worker": start(), f"redis, {2 * (os.cpu_count() or 1) + 1} workers": start(env="redis")}
+    results = {name: [] for name in servers}
+    try:
+        for server in servers.values():
+            warm(server)
+        for r in range(rounds):
+            for name, server in (servers.items() if r % 2 == 0 else reversed(servers.items())):
+                result = wrk(server.url, "completed", seconds, connections)
+                if result["non2xx"] or result["errors"]:
+                    raise SystemExit(f"{name}: {result['non2xx']} unexpected statuses, {result['errors']} errors")
+                results[name].append(result)
+                print(f"round {r + 1} {name:22} {result['rps']:7.0f} req/s p50 {result['p50_us'] / 1000:5.2f} ms "
+                      f"p99 {result['p99_us'] / 1000:6.2f} ms", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+        redis.stop()
+    medians = {name: statistics.median(r["rps"] for r in rs) for name, rs in results.items()}
+    memory, shared = medians.values()
+    print(f"\nmedians: " + ", ".join(f"{name} {rps:.0f} req/s" for name, rps in medians.items())
+          + f"; redis/memory {shared / memory:.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", action="store_true", help="compare worker classes instead")
+    parser.add_argument("--stores", action="store_true", help="compare memory (1 worker) and Redis (N workers)")
     options = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: make bench installs it (apt-get install wrk)")
     if options.workers:
         return workers(options.seconds, options.rounds, options.connections)
+    if options.stores:
+        return stores(options.seconds, options.rounds, options.connections)
     started = time.monotonic()
     rows, median_ms = compare(options.rounds, options.seconds, options.connections)
     summary = ratios(rows)
