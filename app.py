@@ -1,10 +1,11 @@
 """The application factory: configuration, validator, store, metrics and blueprints, set up once."""
+import itertools
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 import errors
 import logs
@@ -21,6 +22,8 @@ from validation import PayloadValidator
 from webhook import bp
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
+# generated ids: a random token per process and a counter (uuid4 per request costs a system call)
+_ID_TOKEN, _ID_COUNTER = uuid.uuid4().hex[:16], itertools.count()
 
 
 @dataclass
@@ -32,6 +35,7 @@ class ImageWebhook:
     store: Store
     cleanup: CleanupThread | None  # the memory store's; Redis expires its keys itself
     deadlines: BodyDeadlines
+    body_timeout: float
     metrics: Metrics
     on_job: object
     openapi: dict
@@ -75,6 +79,7 @@ def create_app(config=None, *, environ=None):
         store=store,
         cleanup=cleanup,
         deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
+        body_timeout=settings["BODY_TIMEOUT"],
         metrics=metrics,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
         openapi=bundled_document(schemas=validator.schemas),
@@ -82,7 +87,7 @@ def create_app(config=None, *, environ=None):
     app.extensions["image_webhook"] = hook
     errors.register(app)
     app.before_request(assign_request_id)
-    app.after_request(return_request_id)
+    app.after_request(finish_request)
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
     # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
@@ -116,9 +121,14 @@ def make_store(settings, metrics):
 def assign_request_id():
     """Keep a well-formed incoming X-Request-ID, otherwise make one; every log line of the request has it."""
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else f"{_ID_TOKEN}{next(_ID_COUNTER):016x}"
 
 
-def return_request_id(response):
-    response.headers["X-Request-ID"] = g.get("request_id", "")
+def finish_request(response):
+    """Return the request id; count every answer of the webhook by status and outcome (closed sets)."""
+    state = g._get_current_object()
+    response.headers["X-Request-ID"] = getattr(state, "request_id", "")
+    if request.endpoint == "webhook.image_completion":
+        outcome = getattr(state, "outcome", None) or ("processed" if response.status_code == 200 else "error")
+        current_app.extensions["image_webhook"].metrics.count(getattr(state, "status", None), outcome)
     return response

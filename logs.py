@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from flask import g, has_request_context
+from flask import g
 from gunicorn import glogging
 
 LOGGER = "image_webhook"
@@ -21,7 +21,10 @@ class RequestContext(logging.Filter):
     """Stamps each record, in the thread that logs it, with what its request knows so far."""
 
     def filter(self, record):
-        known = g.__dict__ if has_request_context() else {}
+        try:
+            known = g._get_current_object().__dict__  # one look-up of the context, not one per field
+        except RuntimeError:  # outside a request
+            known = {}
         for name in ("request_id", "job_id", "status", "outcome"):
             if getattr(record, name, None) is None:
                 setattr(record, name, known.get(name))
@@ -75,6 +78,7 @@ class BatchWriter(logging.Handler):
         self.interval = interval
         self._pending = collections.deque()
         self._wake = threading.Event()
+        self._flushing = threading.Lock()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
@@ -94,13 +98,20 @@ class BatchWriter(logging.Handler):
             self._wake.set()
 
     def flush(self):
-        lines = []
-        while self._pending:
-            record = self._pending.popleft()
-            try:
-                lines.append(self.format(record) + "\n")
-            except Exception:
-                self.handleError(record)
+        with self._flushing:  # the writer thread and a worker's exit may flush at once
+            lines = []
+            while True:
+                try:
+                    record = self._pending.popleft()
+                except IndexError:
+                    break
+                try:
+                    lines.append(self.format(record) + "\n")
+                except Exception:
+                    self.handleError(record)
+            self._write(lines)
+
+    def _write(self, lines):
         if lines:
             try:
                 self.stream.write("".join(lines))

@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 
-from flask import current_app, request
+from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestTimeout, UnsupportedMediaType
 
 from errors import InvalidPayload
@@ -20,7 +20,7 @@ def parse_json(raw):
         raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}]) from None
 
 
-def read_body():
+def read_body(deadlines, timeout):
     """Return the raw body: 415 unless JSON in UTF-8, 413 past MAX_CONTENT_LENGTH, 408 if it is not
     all in within BODY_TIMEOUT.
 
@@ -33,15 +33,14 @@ def read_body():
     sock = request.environ.get("gunicorn.socket")
     if sock is None:  # not under gunicorn (the test client): nothing to wait for
         return request.get_data(cache=False)
-    timeout = current_app.config["BODY_TIMEOUT"]
     sock.settimeout(timeout)  # a silent client: each recv gives up; gunicorn resets it afterwards
-    ticket = current_app.extensions["image_webhook"].deadlines.watch(sock, timeout)
+    ticket = deadlines.watch(sock, timeout)
     try:
         body = request.get_data(cache=False)
     except ClientDisconnected:  # werkzeug's word for a timeout or a shut socket
         raise RequestTimeout() from None
     finally:
-        current_app.extensions["image_webhook"].deadlines.forget(ticket)
+        deadlines.forget(ticket)
     if request.content_length is not None and len(body) < request.content_length:
         raise RequestTimeout()  # gunicorn hands over a body cut short without a word
     return body

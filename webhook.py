@@ -19,51 +19,44 @@ MESSAGE = "#message "  # key prefix of signed messages' ids in the store ('#' is
 @bp.post("/api/webhooks/image-completion")
 def image_completion():
     """Authenticate, read the body, refuse a replayed signed message, then handle the notification."""
-    g.started = time.perf_counter()
+    state = g._get_current_object()  # g, looked up once: it is read and written all along the request
+    state.started = time.perf_counter()
     hook = current_app.extensions["image_webhook"]
     log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...", extra={"event": "reception"})
     signed = hook.auth.check_headers(request.headers)
-    raw = read_body()
+    raw = read_body(hook.deadlines, hook.body_timeout)
     if not signed:
-        return handle(raw, hook)
+        return handle(raw, hook, state)
     message_id = hook.auth.verify_signature(request.headers, raw)
     with hook.store.holding(MESSAGE + message_id) as first_time:
         if first_time is None:
-            g.outcome = "duplicate"
+            state.outcome = "duplicate"
             log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id, extra={"event": "replay"})
             return jsonify(DUPLICATE)
-        return handle(raw, hook)
+        return handle(raw, hook, state)
 
 
-def handle(raw, hook):
+def handle(raw, hook, state):
     """Validate the notification, then acknowledge it or process it once."""
     payload = parse_json(raw)
     status = payload.get("status") if isinstance(payload, dict) else None
-    g.status = status if isinstance(status, str) and status in STATUSES else None  # logs, metrics labels
+    state.status = status if isinstance(status, str) and status in STATUSES else None  # logs, metrics labels
     hook.validator.validate(payload)
-    g.job_id = job_id = payload["job_id"]
+    state.job_id = job_id = payload["job_id"]
     processing.log_payload(payload)
-    if g.status in INTERMEDIATE_STATUSES:
-        g.outcome = "intermediate"
+    if status in INTERMEDIATE_STATUSES:
+        state.outcome = "intermediate"
         return jsonify(processing.acknowledge_progress(payload, late=hook.store.seen(job_id)))
     with hook.store.holding(job_id) as claim:
         if claim is None:
-            g.outcome = "duplicate"
+            state.outcome = "duplicate"
             log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
             return jsonify(DUPLICATE)
         body = processing.process_terminal(payload, hook.on_job)
-    g.outcome = "processed"
-    body["processing_time_ms"] = milliseconds = elapsed_ms(g.started)
+    state.outcome = "processed"
+    body["processing_time_ms"] = milliseconds = elapsed_ms(state.started)
     hook.metrics.processed(payload, milliseconds / 1000)
     hook.processed_jobs += 1
     log.info("⏱️ [Image Webhook] Traitement terminé en %sms", milliseconds,
              extra={"event": "processed", "outcome": "processed", "processing_time_ms": milliseconds})
     return jsonify(body)
-
-
-@bp.after_request
-def count(response):
-    """Count every answer of the webhook by status and outcome (a closed set of labels)."""
-    outcome = g.get("outcome") or ("processed" if response.status_code == 200 else "error")
-    current_app.extensions["image_webhook"].metrics.count(g.get("status"), outcome)
-    return response
