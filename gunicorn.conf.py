@@ -36,15 +36,17 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-webhook-metrics-")
-# gthread with 8 threads, chosen by measurement (make bench-workers, BENCHMARKS.md): sync, gthread
-# 2, 4 and 8 served the service within run-to-run noise of each other (sync closes the connection
-# after every answer, which ate its edge). What decides is slow clients: one sync worker is stalled
-# by a single client that sends slowly, and the master kills it at `timeout`, losing the store.
-# With threads, a slow client holds one thread, for BODY_TIMEOUT at most (the app cuts it off).
-# In production put a buffering reverse proxy (nginx, a load balancer) in front anyway: it absorbs
-# slow clients before they reach a thread.
+# gthread with 4 threads, chosen by measurement (make bench-workers, BENCHMARKS.md): the service
+# served 635 req/s with sync, 719 / 677 / 618 with gthread 2 / 4 / 8 threads (p99 25, 21, 22, 25 ms);
+# sync closes the connection after every answer, which ate the edge it has on paper, and more
+# threads mean more contention for the GIL. 2 and 4 are within run-to-run noise; 4 keeps three
+# threads serving while a slow client holds one. Slow clients decide against sync: one sync worker
+# is stalled by a single client that sends slowly, and the master kills it at `timeout`, losing
+# the memory store. With threads, a slow client holds one thread for BODY_TIMEOUT at most (the app
+# cuts it off). In production put a buffering reverse proxy (nginx, a load balancer) in front
+# anyway: it absorbs slow clients before they reach a thread.
 worker_class = "gthread"
-threads = 8
+threads = 4
 
 # Timeouts: the backend gives up after 30 s, so nothing here may take longer. `timeout` is the
 # master's heartbeat check (a gthread worker beats while its threads work); `graceful_timeout` is

@@ -137,6 +137,7 @@ def plot(points, path):
         right.plot(xs, [p["p99_ms"] for p in points[who]], style, label=who)
     for axis, title in ((left, "requests/s (higher is better)"), (right, "p99 latency, ms (lower is better)")):
         axis.set_xscale("log", base=2)
+        axis.set_ylim(bottom=0)
         axis.set_xticks([p["connections"] for p in points["service"]], [str(p["connections"]) for p in points["service"]])
         axis.set_xlabel("concurrent connections (wrk)")
         axis.set_title(title)

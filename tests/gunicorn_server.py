@@ -52,7 +52,7 @@ class GunicornServer:
             try:
                 requests.get(self.url + "/", timeout=1)
                 return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its workers still booting
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.output(0)}")
