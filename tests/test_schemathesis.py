@@ -27,7 +27,8 @@ def run_schemathesis(server, max_examples, *headers):
                "--suppress-health-check", "too_slow"]
     for header in headers:
         command += ["--header", header]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    # run in the server's directory: schemathesis keeps a cache in its working directory
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=server.cwd)
     output = result.stdout + result.stderr
     print(output)  # the figures (cases generated, seed) appear in the test log
     return result.returncode, output
