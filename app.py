@@ -1,6 +1,7 @@
 """The application factory: configuration, validator, store, metrics and blueprints, set up once."""
 import itertools
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ class ImageWebhook:
     on_job: object
     openapi: dict
     processed_jobs: int = field(default=0)  # in this process's life, for the shutdown line
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_processed(self):
+        with self._lock:  # += is not atomic across threads
+            self.processed_jobs += 1
 
     def not_ready(self):
         """Why the service cannot do its work, or None."""

@@ -56,8 +56,8 @@ def handle_http_exception(exc):
         response = error_response(exc.code, exc.name, message=MESSAGES.get(exc.code, exc.description))
     error = response.json["error"]
     g.outcome = OUTCOMES.get(error) or OUTCOMES.get(exc.code, "error")
-    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s%s", exc.code, error,
-                f" {LazyJson(exc.details)}" if getattr(exc, "details", None) else "",
+    details = getattr(exc, "details", None)
+    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s %s", exc.code, error, LazyJson(details) if details else "",
                 extra={"event": "rejected", "outcome": g.outcome})
     for name, value in exc.get_headers():  # keeps Allow on 405, Location on redirects
         if name.lower() != "content-type":

@@ -6,8 +6,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 import processing
 from errors import elapsed_ms
-from reading import parse_json, read_body
 from metrics import STATUSES
+from reading import parse_json, read_body
 from validation import INTERMEDIATE_STATUSES
 
 bp = Blueprint("webhook", __name__)
@@ -56,7 +56,7 @@ def handle(raw, hook, state):
     state.outcome = "processed"
     body["processing_time_ms"] = milliseconds = elapsed_ms(state.started)
     hook.metrics.processed(payload, milliseconds / 1000)
-    hook.processed_jobs += 1
+    hook.count_processed()
     log.info("⏱️ [Image Webhook] Traitement terminé en %sms", milliseconds,
              extra={"event": "processed", "outcome": "processed", "processing_time_ms": milliseconds})
     return jsonify(body)
