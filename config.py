@@ -14,15 +14,22 @@ class ConfigError(ValueError):
 ENVIRONMENTS = ("development", "production")
 AUTH_MODES = ("secret", "signature", "any")
 BACKENDS = ("memory", "redis")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 # the spec's example secret is public: it cannot protect a production service
 PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
 
 
-def _environment(name, value):
-    value = str(value).strip().lower()
-    if value not in ENVIRONMENTS:
-        raise ConfigError(f"{name} must be one of {', '.join(ENVIRONMENTS)}, not {value!r}")
-    return value
+def _choice(options):
+    """A parser accepting one of `options`, whatever its case and surrounding spaces."""
+    def parse(name, value):
+        value = str(value).strip()
+        match = next((option for option in options if option.lower() == value.lower()), None)
+        if match is None:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, not {value!r}")
+        return match
+
+    return parse
 
 
 def _number(minimum, *, integer):
@@ -37,24 +44,6 @@ def _number(minimum, *, integer):
         return number
 
     return parse
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_FORMATS = ("text", "json")
-
-
-def _log_format(name, value):
-    value = str(value).strip().lower()
-    if value not in LOG_FORMATS:
-        raise ConfigError(f"{name} must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
-    return value
-
-
-def _log_level(name, value):
-    value = str(value).strip().upper()
-    if value not in LOG_LEVELS:
-        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-    return value
 
 
 def _text(name, value):
@@ -80,35 +69,23 @@ def _signing_secrets(name, value):
     return secrets
 
 
-def _backend(name, value):
-    value = str(value).strip().lower()
-    if value not in BACKENDS:
-        raise ConfigError(f"{name} must be one of {', '.join(BACKENDS)}, not {value!r}")
-    return value
-
-
-def _auth_mode(name, value):
-    value = str(value).strip().lower()
-    if value not in AUTH_MODES:
-        raise ConfigError(f"{name} must be one of {', '.join(AUTH_MODES)}, not {value!r}")
-    return value
 
 
 # name: (default, parser); every variable the service reads, documented in the README
 SETTINGS = {
-    "APP_ENV": ("production", _environment),
+    "APP_ENV": ("production", _choice(ENVIRONMENTS)),
     "WEBHOOK_SECRET": ((), _secrets),
     "WEBHOOK_SIGNING_SECRET": ((), _signing_secrets),
-    "WEBHOOK_AUTH": (None, _auth_mode),
+    "WEBHOOK_AUTH": (None, _choice(AUTH_MODES)),
     "IDEMPOTENCE_WINDOW": (300, _number(0.001, integer=False)),
     "CLEANUP_INTERVAL": (300, _number(0.001, integer=False)),
     "IDEMPOTENCE_MAX_ENTRIES": (100_000, _number(1, integer=True)),
     "MAX_CONTENT_LENGTH": (1024 * 1024, _number(1, integer=True)),
     "PORT": (3000, _number(1, integer=True)),
     "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
-    "LOG_LEVEL": ("INFO", _log_level),
-    "LOG_FORMAT": ("text", _log_format),
-    "IDEMPOTENCE_BACKEND": (None, _backend),
+    "LOG_LEVEL": ("INFO", _choice(LOG_LEVELS)),
+    "LOG_FORMAT": ("text", _choice(LOG_FORMATS)),
+    "IDEMPOTENCE_BACKEND": (None, _choice(BACKENDS)),
     "REDIS_URL": (None, _text),
     "IDEMPOTENCE_KEY_PREFIX": ("image-webhook:", _text),
     "REDIS_TIMEOUT": (2, _number(0.001, integer=False)),
