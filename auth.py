@@ -11,7 +11,6 @@ from werkzeug.exceptions import Unauthorized
 SECRET_HEADER = "X-Webhook-Secret"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_MESSAGE_ID = 256
-MODES = ("secret", "signature", "any")
 
 
 def matches_any(provided, secrets):
@@ -25,7 +24,6 @@ class Authenticator:
     """Checks a request's credentials: the header before the body is read, the signature after."""
 
     def __init__(self, *, mode, secrets, signing_secrets, required):
-        self.mode = mode
         self.secrets = tuple(secrets) if mode in ("secret", "any") else ()
         self.verifiers = tuple(Webhook(s) for s in signing_secrets) if mode in ("signature", "any") else ()
         self.required = required

@@ -11,9 +11,10 @@ import threading
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-STATUSES = frozenset({"pending", "initializing", "generating", "saving", "completed", "failed"})
-OUTCOMES = ("processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
-            "missing_images", "too_large", "unsupported_media_type", "timeout", "unavailable", "error")
+from validation import STATUSES
+
+OUTCOMES = frozenset({"processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
+                      "missing_images", "too_large", "unsupported_media_type", "timeout", "unavailable", "error"})
 MAX_MODELS = 20  # distinct model_name label values per process; later ones count as "other"
 MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 # sub-millisecond work: the service's own processing time, in seconds
@@ -58,9 +59,9 @@ class Metrics:
         return child
 
     def count(self, status, outcome):
-        """One notification answered: `status` outside the known ones is 'unknown'."""
+        """One notification answered; labels stay in their closed sets ('unknown' status, 'error' outcome)."""
         known = isinstance(status, str) and status in STATUSES
-        self._child(self.notifications, status if known else "unknown", outcome).inc()
+        self._child(self.notifications, status if known else "unknown", outcome if outcome in OUTCOMES else "error").inc()
 
     def processed(self, payload, seconds):
         """A terminal notification processed: its time and, for completed, its images and model."""

@@ -18,6 +18,7 @@ SCHEMA_BY_STATUS = {
     "failed": "failed.json",
     **{status: "progress.json" for status in INTERMEDIATE_STATUSES},
 }
+STATUSES = frozenset(SCHEMA_BY_STATUS)
 UNKNOWN_STATUS_SCHEMA = "common.json#/$defs/notification"
 MISSING_IMAGES = "Données d'images manquantes"
 MAX_DETAILS = 20

@@ -6,9 +6,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 import processing
 from errors import elapsed_ms
-from metrics import STATUSES
 from reading import parse_json, read_body
-from validation import INTERMEDIATE_STATUSES
+from validation import INTERMEDIATE_STATUSES, STATUSES
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger("image_webhook")

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import requests
 
+from config import SETTINGS
+
 ROOT = Path(__file__).resolve().parent.parent
 # variables of the service that must not leak from the developer's shell into a test server
-SERVICE_VARIABLES = ("APP_ENV", "NODE_ENV", "WEBHOOK_SECRET", "IDEMPOTENCE_WINDOW", "CLEANUP_INTERVAL",
-                     "IDEMPOTENCE_MAX_ENTRIES", "MAX_CONTENT_LENGTH", "PORT", "BODY_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
-                     "WEBHOOK_SIGNING_SECRET", "WEBHOOK_AUTH", "IDEMPOTENCE_BACKEND", "REDIS_URL",
-                     "IDEMPOTENCE_KEY_PREFIX", "REDIS_TIMEOUT", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
+SERVICE_VARIABLES = (*SETTINGS, "NODE_ENV", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def free_port():
