@@ -135,6 +135,6 @@ def finish_request(response):
     state = g._get_current_object()
     response.headers["X-Request-ID"] = getattr(state, "request_id", "")
     if request.endpoint == "webhook.image_completion":
-        outcome = getattr(state, "outcome", None) or ("processed" if response.status_code == 200 else "error")
+        outcome = getattr(state, "outcome", "error")  # every answer of the view or the error handlers sets it
         current_app.extensions["image_webhook"].metrics.count(getattr(state, "status", None), outcome)
     return response

@@ -20,11 +20,13 @@ MESSAGES = {
 
 
 class InvalidPayload(BadRequest):
-    """A body that is not a notification the service accepts: 400 with an error and, if any, details."""
+    """A body that is not a notification the service accepts: 400 with an error and, if any, details;
+    `outcome` is its label in the metrics."""
 
-    def __init__(self, error, details=None):
+    def __init__(self, error, details=None, *, outcome="invalid_payload"):
         super().__init__(error)
         self.details = details
+        self.outcome = outcome
 
 
 def error_response(status, error, **fields):
@@ -39,10 +41,9 @@ def elapsed_ms(started):
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-# the metrics' outcome of each rejection (a closed set)
-OUTCOMES = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable",
-            "JSON invalide": "invalid_json", "Payload invalide": "invalid_payload",
-            "Données d'images manquantes": "missing_images"}
+# the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
+OUTCOME_BY_CODE = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
+                   503: "unavailable"}
 
 
 def handle_http_exception(exc):
@@ -55,10 +56,10 @@ def handle_http_exception(exc):
     else:
         response = error_response(exc.code, exc.name, message=MESSAGES.get(exc.code, exc.description))
     error = response.json["error"]
-    g.outcome = OUTCOMES.get(error) or OUTCOMES.get(exc.code, "error")
+    g.outcome = getattr(exc, "outcome", None) or OUTCOME_BY_CODE.get(exc.code, "error")
     details = getattr(exc, "details", None)
     log.warning("⚠️ [Image Webhook] Requête refusée: %s %s %s", exc.code, error, LazyJson(details) if details else "",
-                extra={"event": "rejected", "outcome": g.outcome})
+                extra={"event": "rejected"})
     for name, value in exc.get_headers():  # keeps Allow on 405, Location on redirects
         if name.lower() != "content-type":
             response.headers[name] = value
@@ -69,7 +70,7 @@ def handle_internal_error(exc):
     """Answer an unexpected exception with the spec's 500 body, never a traceback."""
     original = getattr(exc, "original_exception", None) or exc
     g.outcome = "error"
-    log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__, extra={"event": "error", "outcome": "error"})
+    log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__, extra={"event": "error"})
     fields = {"processing_time_ms": elapsed_ms(g.started)} if "started" in g else {}
     return error_response(
         500, "Internal server error", message="Erreur inattendue pendant le traitement du webhook", **fields

@@ -36,10 +36,10 @@ def acknowledge_progress(payload, *, late):
     job_id, status = payload["job_id"], payload["status"]
     if late:
         log.info("ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s", job_id, status,
-                 extra={"event": "late_progress", "outcome": "intermediate"})
+                 extra={"event": "late_progress"})
     else:
         log.info("ℹ️ [Image Webhook] Statut intermédiaire: %s %s (%s%%)", job_id, status, payload.get("progress", "?"),
-                 extra={"event": "progress", "outcome": "intermediate"})
+                 extra={"event": "progress"})
     return {"success": True, "message": f"Statut intermédiaire reçu: {status}", "job_id": job_id, "status": status}
 
 

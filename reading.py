@@ -17,7 +17,7 @@ def parse_json(raw):
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "corps illisible (UTF-8 ou imbrication)"
-        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}]) from None
+        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}], outcome="invalid_json") from None
 
 
 def read_body(deadlines, timeout):

@@ -91,7 +91,7 @@ class PayloadValidator:
         if not isinstance(payload, dict):
             raise InvalidPayload("Payload invalide", [{"path": "$", "message": "Le corps doit être un objet JSON"}])
         if payload.get("status") == "completed" and not _has_images(payload):
-            raise InvalidPayload(MISSING_IMAGES)
+            raise InvalidPayload(MISSING_IMAGES, outcome="missing_images")
         if not self.is_valid(payload):
             raise InvalidPayload("Payload invalide", self.details(payload))
         data = payload.get("data")

@@ -57,5 +57,5 @@ def handle(raw, hook, state):
     hook.metrics.processed(payload, milliseconds / 1000)
     hook.count_processed()
     log.info("⏱️ [Image Webhook] Traitement terminé en %sms", milliseconds,
-             extra={"event": "processed", "outcome": "processed", "processing_time_ms": milliseconds})
+             extra={"event": "processed", "processing_time_ms": milliseconds})
     return jsonify(body)
