@@ -36,7 +36,6 @@ class ImageWebhook:
     store: Store
     cleanup: CleanupThread | None  # the memory store's; Redis expires its keys itself
     deadlines: BodyDeadlines
-    body_timeout: float
     metrics: Metrics
     on_job: object
     openapi: dict
@@ -84,8 +83,7 @@ def create_app(config=None, *, environ=None):
         validator=validator,
         store=store,
         cleanup=cleanup,
-        deadlines=BodyDeadlines(tick=min(0.5, settings["BODY_TIMEOUT"] / 4)),
-        body_timeout=settings["BODY_TIMEOUT"],
+        deadlines=BodyDeadlines(settings["BODY_TIMEOUT"]),
         metrics=metrics,
         on_job=settings.get("JOB_HANDLER", processing.ignore_job),
         openapi=bundled_document(schemas=validator.schemas),

@@ -20,7 +20,7 @@ def parse_json(raw):
         raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}], outcome="invalid_json") from None
 
 
-def read_body(deadlines, timeout):
+def read_body(deadlines):
     """Return the raw body: 415 unless JSON in UTF-8, 413 past MAX_CONTENT_LENGTH, 408 if it is not
     all in within BODY_TIMEOUT.
 
@@ -33,8 +33,8 @@ def read_body(deadlines, timeout):
     sock = request.environ.get("gunicorn.socket")
     if sock is None:  # not under gunicorn (the test client): nothing to wait for
         return request.get_data(cache=False)
-    sock.settimeout(timeout)  # a silent client: each recv gives up; gunicorn resets it afterwards
-    ticket = deadlines.watch(sock, timeout)
+    sock.settimeout(deadlines.timeout)  # a silent client: each recv gives up; gunicorn resets it afterwards
+    ticket = deadlines.watch(sock)
     try:
         body = request.get_data(cache=False)
     except ClientDisconnected:  # werkzeug's word for a timeout or a shut socket
@@ -49,18 +49,19 @@ def read_body(deadlines, timeout):
 class BodyDeadlines(threading.Thread):
     """Shuts the reading side of sockets whose body is late, so a dribbling client frees its thread."""
 
-    def __init__(self, tick=0.5):
+    def __init__(self, timeout):
         super().__init__(name="body-deadlines", daemon=True)
-        self.tick = tick
+        self.timeout = timeout  # BODY_TIMEOUT
+        self.tick = min(0.5, timeout / 4)  # how late past its deadline a body may still be read
         self._watched = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
-    def watch(self, sock, timeout):
+    def watch(self, sock):
         """Watch `sock` until `forget(ticket)`; past `timeout` seconds its reads end."""
         ticket = object()
         with self._lock:
-            self._watched[ticket] = (time.monotonic() + timeout, sock)
+            self._watched[ticket] = (time.monotonic() + self.timeout, sock)
         return ticket
 
     def forget(self, ticket):

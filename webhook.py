@@ -23,7 +23,7 @@ def image_completion():
     hook = current_app.extensions["image_webhook"]
     log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...", extra={"event": "reception"})
     signed = hook.auth.check_headers(request.headers)
-    raw = read_body(hook.deadlines, hook.body_timeout)
+    raw = read_body(hook.deadlines)
     if not signed:
         return handle(raw, hook, state)
     message_id = hook.auth.verify_signature(request.headers, raw)
