@@ -83,9 +83,12 @@ def worker_exit(server, worker):
     hook = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("image_webhook")
     if hook is None:
         return
+    import logging
+
     import logs
 
     hook.stop()
-    logs.configure().info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
-                          hook.processed_jobs, extra={"event": "shutdown"})
+    # the service's logger as create_app() set it up (configure() again would reset its format)
+    logging.getLogger(logs.LOGGER).info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
+                                        hook.processed_jobs, extra={"event": "shutdown"})
     logs.flush()

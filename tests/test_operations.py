@@ -180,3 +180,13 @@ def test_sigterm_lets_the_slow_request_finish(tmp_path):
     assert answers[0].status_code == 200 and answers[0].json()["images_count"] == 1
     worker_lines = [line for line in server.output(0).splitlines() if "[Image Webhook]" in line]
     assert "Arrêt du worker: 1 job(s) traité(s)" in worker_lines[-1]
+
+
+def test_json_logs_stay_json_through_shutdown(tmp_path):
+    """LOG_FORMAT=json: the worker's shutdown line is JSON too (regression: it came out as text)."""
+    server = GunicornServer(tmp_path, {"APP_ENV": "development", "LOG_FORMAT": "json"}).start()
+    server.post(payload(COMPLETED, "json-stop"))
+    assert server.stop() == 0
+    objects = [json.loads(line) for line in server.output(0).splitlines() if line.strip()]
+    service = [o for o in objects if o["logger"] == "image_webhook"]
+    assert service[-1]["event"] == "shutdown" and "1 job(s) traité(s)" in service[-1]["message"]
