@@ -5,48 +5,52 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test curl-demo soak bench bench-workers bench-redis clean
+.PHONY: help run test lint curl-demo soak bench bench-workers bench-redis clean
+.DEFAULT_GOAL := help
 
-# the virtualenv, rebuilt whenever a requirements file changes
-$(INSTALLED): requirements.txt requirements-dev.txt
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# the virtualenv, rebuilt whenever a requirements file or the project's metadata changes
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-## the real gunicorn on port 3000, development mode, reloading on code changes
-run: $(INSTALLED)
+run: $(INSTALLED) ## the real gunicorn on http://127.0.0.1:3000, development mode, reloading on code changes
 	APP_ENV=development $(BIN)/python -m gunicorn -c gunicorn.conf.py --reload
 
-## the whole test suite
-test: $(INSTALLED)
+test: $(INSTALLED) ## the whole test suite (Redis tests need redis-server: apt-get install redis-server)
 	$(BIN)/python -m pytest
 
-## the spec's sample payloads, posted with curl to a running server (make run in another terminal)
-curl-demo:
+lint: $(INSTALLED) ## ruff (lint and format check) and mypy on the package
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+curl-demo: ## the spec's sample payloads, posted with curl to a running server (make run in another terminal)
 	URL=$(URL) ./scripts/curl-demo.sh
 
-## about a minute of mixed traffic on loopback: no unexpected status, bounded worker memory (not in CI)
-soak: $(INSTALLED)
-	$(BIN)/python scripts/soak.py
+soak: $(INSTALLED) ## about a minute of mixed traffic on loopback: no unexpected status, bounded memory
+	$(BIN)/python -m bench.soak
 
 $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	@command -v wrk >/dev/null || ($(APT) update -qq && $(APT) install -y -qq wrk)
 	touch $@
 
-## service vs bare Flask on the same gunicorn settings, loopback, about 2 minutes (see BENCHMARKS.md)
-bench: $(VENV)/.bench
-	$(BIN)/python bench/run.py
+bench: $(VENV)/.bench ## the service against a bare Flask route on the same gunicorn settings (BENCHMARKS.md)
+	$(BIN)/python -m bench.run
 
-## the service under sync and gthread (2, 4, 8 threads) workers, against the baseline under each
-bench-workers: $(VENV)/.bench
-	$(BIN)/python bench/run.py --workers --rounds 3 --seconds 3
+bench-workers: $(VENV)/.bench ## the service under sync and gthread workers, against the baseline under each
+	$(BIN)/python -m bench.run --workers --rounds 3 --seconds 3
 
-## memory store with 1 worker against Redis with 2 x cores + 1 workers, same load, in one run
-bench-redis: $(VENV)/.bench
-	@command -v redis-server >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server)
-	$(BIN)/python bench/run.py --stores --rounds 3 --seconds 3 --connections 16
+bench-redis: $(VENV)/.bench ## the memory store with 1 worker against Redis with 2 x cores + 1 workers
+	@command -v redis-server >/dev/null || ($(APT) update -qq && $(APT) install -y -qq redis-server)
+	$(BIN)/python -m bench.run --stores --rounds 3 --seconds 3 --connections 16
 
-clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+clean: ## remove the virtualenv and the caches
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -2,11 +2,7 @@
 import os
 import sys
 
-# the project's modules, wherever gunicorn is started from
-pythonpath = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, pythonpath)
-
-from config import ConfigError, load_settings  # noqa: E402
+from image_webhook.config import ConfigError, load_settings
 
 # Fail in the master, once, with a message naming the variable: a worker that cannot boot
 # would otherwise be respawned, or stop gunicorn with a traceback.
@@ -15,7 +11,8 @@ try:
 except ConfigError as exc:
     sys.exit(f"Configuration invalide: {exc}")
 
-# The application
+# The application: app.py, next to this file, wherever gunicorn is started from.
+pythonpath = os.path.dirname(os.path.abspath(__file__))
 wsgi_app = "app:create_app()"
 # No preload: create_app() runs in the worker, after the fork, so the idempotence store and its
 # cleanup thread live in the process that serves the requests.
@@ -36,15 +33,9 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-webhook-metrics-")
-# gthread with 4 threads, chosen by measurement (make bench-workers, BENCHMARKS.md): the service
-# served 635 req/s with sync, 719 / 677 / 618 with gthread 2 / 4 / 8 threads (p99 25, 21, 22, 25 ms);
-# sync closes the connection after every answer, which ate the edge it has on paper, and more
-# threads mean more contention for the GIL. 2 and 4 are within run-to-run noise; 4 keeps three
-# threads serving while a slow client holds one. Slow clients decide against sync: one sync worker
-# is stalled by a single client that sends slowly, and the master kills it at `timeout`, losing
-# the memory store. With threads, a slow client holds one thread for BODY_TIMEOUT at most (the app
-# cuts it off). In production put a buffering reverse proxy (nginx, a load balancer) in front
-# anyway: it absorbs slow clients before they reach a thread.
+# gthread with 4 threads, chosen by measurement (`make bench-workers`, BENCHMARKS.md): sync was not
+# faster and one slow client stalls a sync worker; 2 and 4 threads are within noise, and 4 keep
+# serving while a slow client holds one thread (for BODY_TIMEOUT at most: the app cuts it off).
 worker_class = "gthread"
 threads = 4
 
@@ -63,7 +54,7 @@ errorlog = "-"
 accesslog = "-"
 loglevel = "info"
 if settings["LOG_FORMAT"] == "json":
-    logger_class = "logs.GunicornJsonLogger"
+    logger_class = "image_webhook.logs.GunicornJsonLogger"
 
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).
@@ -80,15 +71,6 @@ def child_exit(server, worker):
 
 def worker_exit(server, worker):
     """On the way out (SIGTERM after in-flight requests): stop the threads, say how much was done."""
-    hook = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("image_webhook")
-    if hook is None:
-        return
-    import logging
+    from image_webhook import shutdown
 
-    import logs
-
-    hook.stop()
-    # the service's logger as create_app() set it up (configure() again would reset its format)
-    logging.getLogger(logs.LOGGER).info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
-                                        hook.processed_jobs, extra={"event": "shutdown"})
-    logs.flush()
+    shutdown(getattr(worker, "wsgi", None))

@@ -17,9 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from gunicorn_server import GunicornServer  # noqa: E402
+from tests.servers import ROOT, GunicornServer, RedisServer
 
 RESULTS = ROOT / "bench" / "results"
 LOAD = ROOT / "bench" / "load.lua"
@@ -175,8 +173,6 @@ def workers(seconds, rounds, connections):
 
 def stores(seconds, rounds, connections):
     """Memory store with 1 worker against Redis with 2 x cores + 1 workers, same load, in turn."""
-    from redis_server import RedisServer
-
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server is missing: make bench-redis installs it (apt-get install redis-server)")
     redis = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start()
@@ -231,7 +227,7 @@ def main():
     print(f"median processing_time_ms, 1-image completed, one connection: {points['median_processing_time_ms_at_1']:.3f} ms")
     plot(points, RESULTS / "concurrency.png")
     print(f"\nplot: {RESULTS / 'concurrency.png'}\n")
-    subprocess.run([sys.executable, str(ROOT / "bench" / "store.py")], check=True)
+    subprocess.run([sys.executable, "-m", "bench.store"], check=True, cwd=ROOT)
     (RESULTS / "latest.json").write_text(json.dumps(
         {"ratios": summary, "median_processing_time_ms": median_ms, "rounds": rows, "sweep": points}, indent=1))
     print(f"\nbench finished in {time.monotonic() - started:.0f} s; figures in {RESULTS / 'latest.json'}")

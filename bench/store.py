@@ -6,8 +6,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from store import IdempotenceStore  # noqa: E402
+from image_webhook.idempotence.memory import MemoryStore
 
 
 class Clock:
@@ -17,7 +16,7 @@ class Clock:
         return self.now
 
 
-class TimedStore(IdempotenceStore):
+class TimedStore(MemoryStore):
     """Records how long each locked section of a cleanup lasts."""
 
     holds = []
@@ -40,7 +39,7 @@ def bytes_per_job(count):
     gc.collect()
     tracemalloc.start()
     clock = Clock()
-    store = IdempotenceStore(window=300, max_entries=count, clock=clock)
+    store = MemoryStore(window=300, max_entries=count, clock=clock)
     for i in range(count):
         clock.now += 1e-6
         store.claim(job_id(i))
@@ -68,7 +67,7 @@ def longest_hold(count, expired_share):
 
 def flood(bound, ids):
     """A flood of distinct ids: the store stays at its bound."""
-    store = IdempotenceStore(window=300, max_entries=bound, clock=Clock())
+    store = MemoryStore(window=300, max_entries=bound, clock=Clock())
     for i in range(ids):
         store.claim(f"flood-{i}")
     return len(store), store.evicted

@@ -1,89 +1,17 @@
-"""Fixtures: an app per test (isolated store, no environment leaking in), its client, sample payloads."""
-import copy
+"""Fixtures: an app per test (isolated store, no environment leaking in), its client, real servers."""
 import logging
 import os
 import uuid
 
 import pytest
 
-import logs
-from app import create_app
+from image_webhook import create_app, logs
+from image_webhook.context import EXTENSION
+from tests.payloads import SECRET, FakeClock
+from tests.servers import RedisServer, require
 
 # the tests read the service's records with caplog; its stderr lines would only clutter the output
 logs.configure(stream=open(os.devnull, "w", encoding="utf-8"))
-
-URL = "/api/webhooks/image-completion"
-SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
-
-# the spec's own sample payloads
-COMPLETED = {
-    "job_id": "e0145eaa-7430-4845-bf8e-df056076db14",
-    "status": "completed",
-    "timestamp": "2025-10-21T16:45:00Z",
-    "environment": "development",
-    "data": {
-        "job_id": "e0145eaa-7430-4845-bf8e-df056076db14",
-        "images": [
-            {
-                "file_path": "./generated_images/e0145eaa.../image_1.png",
-                "url": "http://localhost:9006/generated_images/e0145eaa.../image_1.png",
-                "description": "Un chat astronaute dans l'espace",
-                "format": "PNG",
-                "size_bytes": 2048576,
-                "dimensions": "1024x1024",
-            }
-        ],
-        "metadata": {
-            "model_name": "gemini-2.0-flash-exp",
-            "version": "latest",
-            "generation_time_seconds": 12.5,
-            "input_tokens": 45,
-            "output_size_bytes": 2048576,
-            "timestamp": "2025-10-21T16:45:00Z",
-        },
-        "status": "COMPLETED",
-        "generated_at": "2025-10-21T16:45:00Z",
-    },
-}
-FAILED = {
-    "job_id": "e0145eaa-7430-4845-bf8e-df056076db14",
-    "status": "failed",
-    "timestamp": "2025-10-21T16:45:00Z",
-    "environment": "development",
-    "error_message": "Clé API Google invalide",
-    "message": "Échec de la génération d'images",
-}
-PROGRESS = {
-    "job_id": "e0145eaa-7430-4845-bf8e-df056076db14",
-    "status": "generating",
-    "timestamp": "2025-10-21T16:44:45Z",
-    "progress": 50,
-    "message": "Génération en cours...",
-}
-
-
-class FakeClock:
-    """A monotonic clock the tests move by hand."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
-
-
-def payload(template, job_id=None, **changes):
-    """A deep copy of `template` with another job id (also in data.job_id) and top-level changes."""
-    body = copy.deepcopy(template)
-    if job_id is not None:
-        body["job_id"] = job_id
-        if isinstance(body.get("data"), dict) and "job_id" in body["data"]:
-            body["data"]["job_id"] = job_id
-    body.update(changes)
-    return body
 
 
 @pytest.fixture
@@ -102,9 +30,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """One real redis-server for the session (skipped with a how-to without one, failed in CI)."""
-    from redis_server import RedisServer, require_redis_server
-
-    require_redis_server()
+    require("redis-server")
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server.url
     server.stop()
@@ -120,18 +46,18 @@ def store_config(backend, request):
 
 @pytest.fixture
 def make_app(clock, store_config):
-    """Build apps from a config mapping, never from the developer's environment; stop their threads."""
+    """Build apps from settings and test seams, never from the developer's environment; stop their threads."""
     apps = []
 
-    def make(**config):
-        settings = {"APP_ENV": "development", "CLOCK": clock, **store_config, **config}
-        app = create_app(settings, environ={})
+    def make(job_handler=None, **config):
+        seams = {"job_handler": job_handler} if job_handler else {}
+        app = create_app({"APP_ENV": "development", **store_config, **config}, environ={}, clock=clock, **seams)
         apps.append(app)
         return app
 
     yield make
     for app in apps:
-        app.extensions["image_webhook"].stop()
+        app.extensions[EXTENSION].stop()
 
 
 @pytest.fixture
@@ -151,6 +77,6 @@ def prod_client(make_app):
 
 @pytest.fixture
 def logs(caplog):
-    """The service's log messages, captured from INFO up."""
+    """The service's log messages, captured from DEBUG up."""
     caplog.set_level(logging.DEBUG, logger="image_webhook")
     return caplog

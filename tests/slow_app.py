@@ -2,9 +2,9 @@
 import os
 import time
 
-from app import create_app
+from image_webhook import create_app
 
 
 def create():
     delay = float(os.environ.get("SLOW_JOB_SECONDS", "2"))
-    return create_app({"JOB_HANDLER": lambda payload: time.sleep(delay)})
+    return create_app(job_handler=lambda payload: time.sleep(delay))

@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from app import create_app
-from config import ConfigError, load_settings, read_environment
+from image_webhook import create_app
+from image_webhook.config import ConfigError, load_settings, read_environment
 
 
 def test_defaults():

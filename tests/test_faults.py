@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import COMPLETED, payload
-from gunicorn_server import GunicornServer
+from tests.payloads import COMPLETED, payload
+from tests.servers import GunicornServer
 
 PATH = "/api/webhooks/image-completion"
 
@@ -86,7 +86,7 @@ def test_disconnect_mid_body_leaves_the_worker_serving(server):
         sock.sendall(body[: len(body) // 2])
         sock.close()
     assert server.post(payload(COMPLETED, "gone-midway")).json()["images_count"] == 1
-    assert server.output().count("Booting worker") == 1
+    assert server.settled_output().count("Booting worker") == 1
 
 
 def test_distinct_jobs_from_many_threads_are_each_processed_once(server):
@@ -100,7 +100,7 @@ def test_distinct_jobs_from_many_threads_are_each_processed_once(server):
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(post, range(2000)))
     assert sum(a.get("images_count") == 1 for a in answers) == 2000
-    assert server.output().count("✅ [Image Webhook] Génération réussie") == 2000
+    assert server.settled_output().count("✅ [Image Webhook] Génération réussie") == 2000
 
 
 def test_duplicates_racing_the_cleanup_are_processed_once_per_window(tmp_path):

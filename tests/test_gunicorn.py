@@ -6,8 +6,8 @@ from threading import Barrier
 import pytest
 import requests
 
-from conftest import COMPLETED, SECRET, payload
-from gunicorn_server import GunicornServer, run_to_exit
+from tests.payloads import COMPLETED, SECRET, payload
+from tests.servers import GunicornServer, run_to_exit
 
 PRODUCTION = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET}
 
@@ -47,7 +47,7 @@ def test_production_over_http(prod_server):
     response = prod_server.post(COMPLETED, headers={"X-Webhook-Secret": SECRET})
     assert response.status_code == 200 and response.json()["images_count"] == 1
     assert response.headers["Content-Type"].startswith("application/json")
-    assert SECRET not in prod_server.output()
+    assert SECRET not in prod_server.settled_output()
 
 
 def test_concurrent_duplicates_are_processed_exactly_once(dev_server):
@@ -63,7 +63,7 @@ def test_concurrent_duplicates_are_processed_exactly_once(dev_server):
         answers = list(pool.map(post, range(64)))
     assert sum(a.get("images_count") == 1 for a in answers) == 1
     assert sum(a == {"success": True, "message": "Job déjà traité"} for a in answers) == 63
-    assert dev_server.output().count("✅ [Image Webhook] Génération réussie") == 1
+    assert dev_server.settled_output().count("✅ [Image Webhook] Génération réussie") == 1
 
 
 @pytest.mark.parametrize("data", [b"{", b"[" * 200_000, b"\xff" * 100, b'{"status": "completed"}'])
@@ -89,14 +89,14 @@ def test_sigterm_stops_cleanly(tmp_path):
     server = GunicornServer(tmp_path, {"APP_ENV": "development"}).start()
     assert server.post(payload(COMPLETED, "before-stop")).status_code == 200
     assert server.stop() == 0
-    assert "Logging error" not in server.output(0)  # regression: records without a process id broke gunicorn's format
+    assert "Logging error" not in server.output()  # regression: records without a process id broke gunicorn's format
 
 
 @pytest.mark.parametrize("mode", ["secret", "signature", "any"])
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_webhook_auth_modes_through_gunicorn(tmp_path, mode, env):
     """Each WEBHOOK_AUTH mode, in each environment, end to end: what passes and what is a 401."""
-    from test_signatures import KEY_A, KEY_B, signed_headers
+    from tests.test_signatures import KEY_A, KEY_B, signed_headers
 
     config = {"APP_ENV": env, "WEBHOOK_AUTH": mode, "WEBHOOK_SECRET": SECRET, "WEBHOOK_SIGNING_SECRET": KEY_A}
     with GunicornServer(tmp_path, config) as server:

@@ -8,8 +8,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import COMPLETED, FAILED, SECRET, URL, payload
-from gunicorn_server import GunicornServer
+from image_webhook.context import EXTENSION
+from tests.payloads import COMPLETED, FAILED, SECRET, URL, payload
+from tests.servers import GunicornServer
 
 AUTH = {"X-Webhook-Secret": SECRET}
 
@@ -39,7 +40,7 @@ class TestHealth:
     @pytest.mark.memory_only
     def test_not_ready_when_the_cleanup_thread_is_gone(self, app):
         """GET /readyz is 503 with a reason once the cleanup thread stopped, and reveals no configuration."""
-        app.extensions["image_webhook"].cleanup.stop()
+        app.extensions[EXTENSION].cleanup.stop()
         response = app.test_client().get("/readyz")
         assert response.status_code == 503
         body = response.get_json()
@@ -141,7 +142,7 @@ def test_json_logs_are_one_object_per_line(json_server):
     json_server.post(payload(COMPLETED, "json-1"), headers={"X-Request-ID": "json-req"})
     json_server.post(payload(COMPLETED, "json-1"))
     requests.post(json_server.url + URL, data=b"{", headers={"Content-Type": "application/json"}, timeout=5)
-    lines = [line for line in json_server.output().splitlines() if line.strip()]
+    lines = [line for line in json_server.settled_output().splitlines() if line.strip()]
     objects = [json.loads(line) for line in lines]  # fails on any line that is not JSON
     service = [o for o in objects if o["logger"] == "image_webhook"]
     assert {"level", "event", "job_id", "status", "outcome", "processing_time_ms", "request_id", "message"} <= set(service[0])
@@ -158,7 +159,7 @@ def test_text_logs_keep_the_spec_lines(tmp_path):
     """LOG_FORMAT=text (the default) writes the spec's emoji lines."""
     with GunicornServer(tmp_path, {"APP_ENV": "development"}) as server:
         server.post(payload(COMPLETED, "text-1"))
-        output = server.output()
+        output = server.settled_output()
     for line in ("🎨 [Image Webhook] Réception d'un webhook de génération d'images...",
                  "📦 [Image Webhook] Payload reçu: ", "✅ [Image Webhook] Génération réussie: ",
                  "💾 [Image Webhook] Images générées: ", "⏱️ [Image Webhook] Traitement terminé en "):
@@ -168,7 +169,7 @@ def test_text_logs_keep_the_spec_lines(tmp_path):
 def test_sigterm_lets_the_slow_request_finish(tmp_path):
     """SIGTERM during a slow request: it completes with 200, the worker says how many jobs it processed,
     and gunicorn exits 0."""
-    server = GunicornServer(tmp_path, {"APP_ENV": "development", "SLOW_JOB_SECONDS": "2"}, app="slow_app:create()")
+    server = GunicornServer(tmp_path, {"APP_ENV": "development", "SLOW_JOB_SECONDS": "2"}, app="tests.slow_app:create()")
     server.start()
     answers = []
     poster = threading.Thread(target=lambda: answers.append(server.post(payload(COMPLETED, "slow"), timeout=30)))
@@ -178,7 +179,7 @@ def test_sigterm_lets_the_slow_request_finish(tmp_path):
     poster.join()
     assert server.stop(timeout=30) == 0
     assert answers[0].status_code == 200 and answers[0].json()["images_count"] == 1
-    worker_lines = [line for line in server.output(0).splitlines() if "[Image Webhook]" in line]
+    worker_lines = [line for line in server.output().splitlines() if "[Image Webhook]" in line]
     assert "Arrêt du worker: 1 job(s) traité(s)" in worker_lines[-1]
 
 
@@ -187,6 +188,6 @@ def test_json_logs_stay_json_through_shutdown(tmp_path):
     server = GunicornServer(tmp_path, {"APP_ENV": "development", "LOG_FORMAT": "json"}).start()
     server.post(payload(COMPLETED, "json-stop"))
     assert server.stop() == 0
-    objects = [json.loads(line) for line in server.output(0).splitlines() if line.strip()]
+    objects = [json.loads(line) for line in server.output().splitlines() if line.strip()]
     service = [o for o in objects if o["logger"] == "image_webhook"]
     assert service[-1]["event"] == "shutdown" and "1 job(s) traité(s)" in service[-1]["message"]

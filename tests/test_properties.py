@@ -7,10 +7,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from conftest import URL, FakeClock
-from openapi import bundled_document
-from store import IdempotenceStore
-from validation import SCHEMA_BY_STATUS, PayloadValidator, load_schemas
+from tests.payloads import URL, FakeClock
+from image_webhook.openapi import bundled_document
+from image_webhook.idempotence import Claim
+from image_webhook.idempotence.memory import MemoryStore
+from image_webhook.validation import SCHEMA_BY_STATUS, PayloadValidator, load_schemas
 
 SCHEMAS = load_schemas()
 VALIDATOR = PayloadValidator(SCHEMAS)
@@ -145,9 +146,9 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.clock = FakeClock()
-        self.store = IdempotenceStore(window=self.WINDOW, max_entries=self.BOUND, clock=self.clock, batch=2)
+        self.store = MemoryStore(window=self.WINDOW, max_entries=self.BOUND, clock=self.clock, batch=2)
         self.model = []  # [(key, claimed_at)], oldest first
-        self.tokens = {}
+        self.claims = {}
 
     def live(self, claimed_at):
         return self.clock() - claimed_at < self.WINDOW
@@ -155,11 +156,11 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(key=keys)
     def claim(self, key):
         entry = next((e for e in self.model if e[0] == key), None)
-        token = self.store.claim(key)
+        claim = self.store.claim(key)
         if entry and self.live(entry[1]):
-            assert token is None
+            assert claim.new is False
             return
-        assert token is not None
+        assert claim.new is True
         if entry:
             self.model.remove(entry)
         elif len(self.model) >= self.BOUND:
@@ -170,13 +171,14 @@ class StoreMachine(RuleBasedStateMachine):
             if len(self.model) >= self.BOUND:
                 self.model.pop(0)  # the oldest live entry is evicted
         self.model.append((key, self.clock()))
-        self.tokens[key] = token
+        self.claims[key] = claim
 
     @rule(key=keys)
     def release(self, key):
-        token = self.tokens.pop(key, None)
-        self.store.release(key, token)
-        self.model = [e for e in self.model if not (e[0] == key and e[1] == token)]
+        claim = self.claims.pop(key, Claim(False))
+        held = any(e == (key, claim.token) for e in self.model)
+        assert self.store.release(key, claim) is held
+        self.model = [e for e in self.model if e != (key, claim.token)]
 
     @rule(seconds=st.sampled_from([0.5, 3, 9.99, 10, 25]))
     def advance(self, seconds):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SECRET
-from gunicorn_server import GunicornServer
+from tests.payloads import SECRET
+from tests.servers import GunicornServer
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
@@ -20,8 +20,8 @@ def server(tmp_path_factory):
 
 
 def run_schemathesis(server, max_examples, *headers):
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
-           "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     command = [SCHEMATHESIS, "run", f"{server.url}/openapi.json", "--checks", "all",
                "--max-examples", str(max_examples), "--request-timeout", "10", 
                "--suppress-health-check", "too_slow"]

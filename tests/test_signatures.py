@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks import Webhook
 
-from config import ConfigError, load_settings
-from conftest import COMPLETED, PROGRESS, SECRET, URL, payload
+from image_webhook.config import ConfigError, load_settings
+from tests.payloads import COMPLETED, PROGRESS, SECRET, URL, payload
 
 KEY_A = "whsec_" + base64.b64encode(b"A" * 32).decode()
 KEY_B = "whsec_" + base64.b64encode(b"B" * 32).decode()
@@ -64,7 +64,7 @@ def test_rejected_message_can_be_retried_with_the_same_id(make_app):
         if len(calls) == 1:
             raise RuntimeError("boom")
 
-    client = make_app(APP_ENV="production", WEBHOOK_SIGNING_SECRET=KEY_A, JOB_HANDLER=flaky).test_client()
+    client = make_app(APP_ENV="production", WEBHOOK_SIGNING_SECRET=KEY_A, job_handler=flaky).test_client()
     body = raw(COMPLETED)
     assert post(client, body, signed_headers(body, message_id="msg_retry")).status_code == 500
     assert post(client, body, signed_headers(body, message_id="msg_retry")).get_json()["images_count"] == 1

@@ -5,23 +5,23 @@ import time
 
 import pytest
 
-from conftest import FakeClock
-from store import CleanupThread, IdempotenceStore
+from tests.payloads import FakeClock
+from image_webhook.idempotence.memory import CleanupThread, MemoryStore
 
 
 @pytest.fixture
 def store(clock):
-    return IdempotenceStore(window=300, max_entries=1000, clock=clock)
+    return MemoryStore(window=300, max_entries=1000, clock=clock)
 
 
 def test_claim_once_per_window(store, clock):
     """A key is claimed once; claimed again only when the window has passed."""
-    assert store.claim("a") is not None
-    assert store.claim("a") is None
+    assert store.claim("a").new is True
+    assert store.claim("a").new is False
     clock.advance(299.999)
-    assert store.claim("a") is None
+    assert store.claim("a").new is False
     clock.advance(0.001)
-    assert store.claim("a") is not None
+    assert store.claim("a").new is True
 
 
 def test_seen_follows_the_window(store, clock):
@@ -34,31 +34,34 @@ def test_seen_follows_the_window(store, clock):
 
 
 def test_release_forgets_only_its_own_claim(store, clock):
-    """release() with a stale token leaves a newer claim in place."""
+    """release() of an expired claim leaves the newer claim in place, and says so."""
     old = store.claim("a")
     clock.advance(300)
     new = store.claim("a")
-    store.release("a", old)
-    assert store.claim("a") is None
-    store.release("a", new)
-    assert store.claim("a") is not None
+    assert store.release("a", old) is False
+    assert store.claim("a").new is False
+    assert store.release("a", new) is True
+    assert store.claim("a").new is True
 
 
 def test_release_of_an_absent_key_is_harmless(store):
-    """release() of a key that holds no claim (no token, or a token after expiry) changes nothing.
+    """release() of a key that holds no claim (a duplicate's, or one already released) changes nothing.
 
     Regression: found by the hypothesis state machine, release("x", None) raised KeyError.
     """
-    store.release("never-claimed", None)
-    token = store.claim("a")
-    store.release("a", token)
-    store.release("a", token)
-    assert len(store) == 0
+    duplicate = store.claim("a")
+    duplicate = store.claim("a")
+    assert store.release("never-claimed", duplicate) is False
+    assert store.release("a", duplicate) is False and store.seen("a")
+    claim = store.claim("b")
+    assert store.release("b", claim) is True
+    assert store.release("b", claim) is False
+    assert len(store) == 1
 
 
 def test_remove_expired_stops_at_the_first_live_entry(clock):
     """Cleanup removes exactly the expired entries, oldest first, across several batches."""
-    store = IdempotenceStore(window=10, max_entries=10_000, clock=clock, batch=7)
+    store = MemoryStore(window=10, max_entries=10_000, clock=clock, batch=7)
     for i in range(50):
         store.claim(f"old-{i}")
     clock.advance(5)
@@ -72,32 +75,32 @@ def test_remove_expired_stops_at_the_first_live_entry(clock):
 
 def test_bound_evicts_the_oldest_first(clock, caplog):
     """At IDEMPOTENCE_MAX_ENTRIES the oldest entry is forgotten first, with a warning."""
-    store = IdempotenceStore(window=300, max_entries=3, clock=clock)
+    store = MemoryStore(window=300, max_entries=3, clock=clock)
     for key in "abc":
         store.claim(key)
         clock.advance(1)
     store.claim("d")
     assert len(store) == 3 and store.evicted == 1
-    assert store.claim("a") is not None  # forgotten
-    assert store.claim("d") is None
+    assert store.claim("a").new is True  # forgotten
+    assert store.claim("d").new is False
     assert any("IDEMPOTENCE_MAX_ENTRIES" in r.getMessage() for r in caplog.records)
 
 
 def test_bound_drops_expired_entries_before_live_ones(clock):
     """At the bound, expired entries make room first and no live entry is evicted."""
-    store = IdempotenceStore(window=10, max_entries=3, clock=clock)
+    store = MemoryStore(window=10, max_entries=3, clock=clock)
     store.claim("a")
     clock.advance(5)
     store.claim("b")
     store.claim("c")
     clock.advance(5)
     store.claim("d")
-    assert store.evicted == 0 and store.claim("b") is None
+    assert store.evicted == 0 and store.claim("b").new is False
 
 
 def test_flood_of_distinct_ids_stays_bounded(clock):
     """Whatever the number of distinct ids, the store never holds more than its bound."""
-    store = IdempotenceStore(window=300, max_entries=5000, clock=clock)
+    store = MemoryStore(window=300, max_entries=5000, clock=clock)
     for i in range(20_000):
         store.claim(f"flood-{i}")
         assert len(store) <= 5000
@@ -106,7 +109,7 @@ def test_flood_of_distinct_ids_stays_bounded(clock):
 
 def test_eviction_warnings_are_rate_limited(clock, caplog):
     """A flood at the bound logs one eviction warning per 10 seconds, not one per eviction."""
-    store = IdempotenceStore(window=300, max_entries=10, clock=clock)
+    store = MemoryStore(window=300, max_entries=10, clock=clock)
     for i in range(1000):
         store.claim(f"flood-{i}")
     clock.advance(10)
@@ -122,7 +125,7 @@ def test_concurrent_claims_of_one_key_succeed_once(store):
 
     def claim():
         barrier.wait()
-        wins.append(store.claim("same") is not None)
+        wins.append(store.claim("same").new)
 
     threads = [threading.Thread(target=claim) for _ in range(32)]
     for t in threads:
@@ -134,10 +137,10 @@ def test_concurrent_claims_of_one_key_succeed_once(store):
 
 def test_cleanup_thread_removes_expired_entries_and_stops(clock):
     """The cleanup thread runs every interval and stops when asked."""
-    store = IdempotenceStore(window=10, max_entries=100, clock=clock)
+    store = MemoryStore(window=10, max_entries=100, clock=clock)
     store.claim("a")
     clock.advance(10)
-    thread = CleanupThread(store, interval=0.01)
+    thread = CleanupThread([store], interval=0.01)
     thread.start()
     deadline = time.monotonic() + 5
     while len(store) and time.monotonic() < deadline:
@@ -160,7 +163,7 @@ def test_failing_cleanup_is_logged_and_the_thread_keeps_running(caplog):
         def __len__(self):
             return 0
 
-    thread = CleanupThread(FlakyStore(), interval=0.01)
+    thread = CleanupThread([FlakyStore()], interval=0.01)
     thread.start()
     deadline = time.monotonic() + 5
     while len(runs) < 3 and time.monotonic() < deadline:

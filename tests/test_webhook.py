@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
+from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 
 INTERMEDIATE = ["pending", "initializing", "generating", "saving"]
 
@@ -349,7 +349,7 @@ class TestProcessingFailure:
             if len(calls) == 1:
                 raise RuntimeError("database unavailable: password=hunter2")
 
-        return make_app(JOB_HANDLER=handler).test_client(), calls
+        return make_app(job_handler=handler).test_client(), calls
 
     def test_exception_is_a_json_500_without_traceback(self, failing):
         """Processing that raises answers the spec's 500 with processing_time_ms, no traceback, no detail."""

@@ -1,20 +1,9 @@
 """What receiving a notification means: the spec's log lines, the answer, and the job handler."""
-import json
 import logging
 
-log = logging.getLogger("image_webhook")
+from .logs import LOGGER, LazyJson
 
-
-class LazyJson:
-    """Formats its value as JSON only if the log record is actually written."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __str__(self):
-        return json.dumps(self.value, ensure_ascii=False)
+log = logging.getLogger(LOGGER)
 
 
 def log_payload(payload):

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from conftest import COMPLETED, PROGRESS, payload  # noqa: E402
-from gunicorn_server import GunicornServer  # noqa: E402
+from tests.payloads import COMPLETED, PROGRESS, payload
+from tests.servers import GunicornServer
 
 REQUESTS = int(os.environ.get("REQUESTS", 30_000))
 SECONDS = float(os.environ.get("SECONDS", 60))

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from validation import load_schemas
+from .validation import load_schemas
 
-DOCUMENT = Path(__file__).with_name("openapi.yaml")
+DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.yaml"  # next to schemas/, which it references
 PREFIX = "schemas/"
 
 

@@ -1,23 +1,10 @@
-"""Reading the request body: media type, size, a deadline for slow clients, and JSON parsing."""
-import json
+"""Reading the request body: media type, size, and a deadline for slow clients."""
 import socket
 import threading
 import time
 
 from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestTimeout, UnsupportedMediaType
-
-from errors import InvalidPayload
-
-
-def parse_json(raw):
-    """Return the parsed body, or 400 unless it is UTF-8 JSON (a RecursionError is a body nested
-    deeper than the parser goes)."""
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "corps illisible (UTF-8 ou imbrication)"
-        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}], outcome="invalid_json") from None
 
 
 def read_body(deadlines):

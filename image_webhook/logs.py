@@ -8,26 +8,36 @@ import sys
 import threading
 import time
 
-from flask import g
 from gunicorn import glogging
 
-LOGGER = "image_webhook"
+from .context import current_request
+
+LOGGER = "image_webhook"  # the service's logger; every module logs through it
 FIELDS = ("event", "job_id", "status", "outcome", "processing_time_ms", "request_id")
 ACCESS_FIELDS = ("method", "path", "http_status", "remote")  # gunicorn's access lines
 _writer = None
+
+
+class LazyJson:
+    """Formats its value as JSON only if the log record is actually written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return json.dumps(self.value, ensure_ascii=False)
 
 
 class RequestContext(logging.Filter):
     """Stamps each record, in the thread that logs it, with what its request knows so far."""
 
     def filter(self, record):
-        try:
-            known = g._get_current_object().__dict__  # one look-up of the context, not one per field
-        except RuntimeError:  # outside a request
-            known = {}
+        state = current_request()
         for name in ("request_id", "job_id", "status", "outcome"):
             if getattr(record, name, None) is None:
-                setattr(record, name, known.get(name))
+                setattr(record, name, getattr(state, name) if state is not None else None)
         return True
 
 
@@ -155,6 +165,11 @@ def configure(level="INFO", log_format="text", stream=None):
     _writer.setFormatter(formatter(log_format))
     logger.setLevel(level)
     return logger
+
+
+def logger():
+    """The service's logger."""
+    return logging.getLogger(LOGGER)
 
 
 def flush():

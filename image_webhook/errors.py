@@ -1,13 +1,16 @@
 """The one JSON error path: every error the service answers is built by `error_response`."""
-import logging
-import time
+from __future__ import annotations
 
-from flask import g, jsonify
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
-from processing import LazyJson
+from .context import current_request
+from .logs import LOGGER, LazyJson
 
-log = logging.getLogger("image_webhook")
+log = logging.getLogger(LOGGER)
 
 # the French sentences a developer sees next to the HTTP reason phrase
 MESSAGES = {
@@ -17,67 +20,67 @@ MESSAGES = {
     413: "Corps de requête trop volumineux",
     415: "Le Content-Type doit être application/json (UTF-8)",
 }
+# the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
+OUTCOME_BY_CODE = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
+                   503: "unavailable"}
 
 
 class InvalidPayload(BadRequest):
     """A body that is not a notification the service accepts: 400 with an error and, if any, details;
     `outcome` is its label in the metrics."""
 
-    def __init__(self, error, details=None, *, outcome="invalid_payload"):
+    def __init__(self, error: str, details: list[dict[str, str]] | None = None, *,
+                 outcome: str = "invalid_payload") -> None:
         super().__init__(error)
         self.details = details
         self.outcome = outcome
 
 
-def error_response(status, error, **fields):
+def error_response(status: int, error: str, **fields: Any) -> Response:
     """Return a JSON error response: {"error": ..., **fields}."""
     response = jsonify(error=error, **fields)
     response.status_code = status
     return response
 
 
-def elapsed_ms(started):
-    """Milliseconds since `started` (a perf_counter value), rounded to the microsecond."""
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-# the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
-OUTCOME_BY_CODE = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
-                   503: "unavailable"}
-
-
-def handle_http_exception(exc):
+def handle_http_exception(exc: HTTPException) -> Response:
     """Turn every HTTPException (400, 401, 404, 405, 413, 415...) into a JSON error."""
+    code = exc.code or 500
+    details = exc.details if isinstance(exc, InvalidPayload) else None
     if isinstance(exc, InvalidPayload):
-        fields = {"details": exc.details} if exc.details else {}
-        response = error_response(exc.code, exc.description, **fields)
-    elif exc.code == 401:
-        response = error_response(401, "Unauthorized")
+        error = exc.description or "Payload invalide"
+        response = error_response(code, error, **({"details": details} if details else {}))
+    elif code == 401:
+        error = "Unauthorized"
+        response = error_response(401, error)
     else:
-        response = error_response(exc.code, exc.name, message=MESSAGES.get(exc.code, exc.description))
-    error = response.json["error"]
-    g.outcome = getattr(exc, "outcome", None) or OUTCOME_BY_CODE.get(exc.code, "error")
-    details = getattr(exc, "details", None)
-    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s %s", exc.code, error, LazyJson(details) if details else "",
+        error = exc.name
+        response = error_response(code, error, message=MESSAGES.get(code, exc.description))
+    state = current_request()
+    if state is not None:
+        state.outcome = getattr(exc, "outcome", None) or OUTCOME_BY_CODE.get(code, "error")
+    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s %s", code, error, LazyJson(details) if details else "",
                 extra={"event": "rejected"})
-    for name, value in exc.get_headers():  # keeps Allow on 405, Location on redirects
+    for name, value in exc.get_headers():  # keeps Allow on 405, Retry-After on 503
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
 
 
-def handle_internal_error(exc):
+def handle_internal_error(exc: InternalServerError) -> Response:
     """Answer an unexpected exception with the spec's 500 body, never a traceback."""
-    original = getattr(exc, "original_exception", None) or exc
-    g.outcome = "error"
+    original = exc.original_exception or exc
+    state = current_request()
     log.error("❌ [Image Webhook] Erreur interne: %s", type(original).__name__, extra={"event": "error"})
-    fields = {"processing_time_ms": elapsed_ms(g.started)} if "started" in g else {}
+    fields = {"processing_time_ms": state.elapsed_ms()} if state is not None else {}
+    if state is not None:
+        state.outcome = "error"
     return error_response(
         500, "Internal server error", message="Erreur inattendue pendant le traitement du webhook", **fields
     )
 
 
-def register(app):
+def register(app: Flask) -> None:
     """Install the JSON error handlers on `app`."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_internal_error)

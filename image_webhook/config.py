@@ -1,4 +1,6 @@
 """Configuration: defaults, then the environment (and `.env`), then the caller's mapping, checked once."""
+from __future__ import annotations
+
 import base64
 import binascii
 import os
@@ -83,6 +85,7 @@ SETTINGS = {
     "MAX_CONTENT_LENGTH": (1024 * 1024, _number(1, integer=True)),
     "PORT": (3000, _number(1, integer=True)),
     "BODY_TIMEOUT": (10, _number(0.001, integer=False)),
+    "HEADER_TIMEOUT": (10, _number(0.001, integer=False)),
     "LOG_LEVEL": ("INFO", _choice(LOG_LEVELS)),
     "LOG_FORMAT": ("text", _choice(LOG_FORMATS)),
     "IDEMPOTENCE_BACKEND": (None, _choice(BACKENDS)),
@@ -91,7 +94,6 @@ SETTINGS = {
     "REDIS_TIMEOUT": (2, _number(0.001, integer=False)),
     "WEB_CONCURRENCY": (None, _number(1, integer=True)),
 }
-
 
 
 def read_environment(env_file=None):
@@ -104,11 +106,14 @@ def read_environment(env_file=None):
 def load_settings(config=None, environ=None):
     """Merge defaults, environment and `config`; raise ConfigError naming the first bad variable."""
     environ = read_environment() if environ is None else environ
+    unknown = sorted(set(config or {}) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}: the settings are {', '.join(SETTINGS)}")
     raw = {name: environ[name] for name in SETTINGS if environ.get(name, "").strip()}
     if "APP_ENV" not in raw and environ.get("NODE_ENV", "").strip():
         raw["APP_ENV"] = environ["NODE_ENV"]  # keeps the spec's existing .env working
     raw.update(config or {})
-    settings = dict(raw)
+    settings = {}
     for name, (default, parse) in SETTINGS.items():
         value = raw.get(name)
         value = default if value is None else value

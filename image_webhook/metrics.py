@@ -11,7 +11,7 @@ import threading
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-from validation import STATUSES
+from .validation import STATUSES
 
 OUTCOMES = frozenset({"processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
                       "missing_images", "too_large", "unsupported_media_type", "timeout", "unavailable", "error"})

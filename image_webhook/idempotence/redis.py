@@ -1,4 +1,4 @@
-"""The idempotence store on Redis, shared by every worker and every machine.
+"""The Redis store: the same claims, shared by every worker and every machine.
 
 A claim is one atomic `SET key token NX PX window`; Redis expires the keys, so no cleanup thread
 runs and the key space stays bounded. Releasing deletes the key only if it still holds this
@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import ServiceUnavailable
 
-from store import Store
+from . import Claim
 
 RETRY_AFTER = 5  # seconds the sender is asked to wait while Redis is unavailable
 # delete the key only if it still holds our token (another request may have claimed it since)
@@ -26,10 +26,10 @@ class StoreUnavailable(ServiceUnavailable):
         super().__init__("Stockage d'idempotence indisponible, réessayez plus tard", retry_after=RETRY_AFTER)
 
 
-class RedisStore(Store):
+class RedisStore:
     """Claims in Redis under `prefix`, each expiring after `window` seconds."""
 
-    def __init__(self, *, url, prefix, window, timeout):
+    def __init__(self, *, url: str, prefix: str, window: float, timeout: float) -> None:
         # bounded: a slow or absent Redis costs at most about 3 x timeout, far under the backend's 30 s
         self.client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -39,20 +39,21 @@ class RedisStore(Store):
         self.window_ms = int(window * 1000)
         self._release = self.client.register_script(RELEASE)
 
-    def claim(self, key):
+    def claim(self, key: str) -> Claim:
         token = uuid.uuid4().hex
         try:
-            return token if self.client.set(self.prefix + key, token, nx=True, px=self.window_ms) else None
+            new = bool(self.client.set(self.prefix + key, token, nx=True, px=self.window_ms))
         except redis.RedisError:
             raise StoreUnavailable() from None
+        return Claim(True, token) if new else Claim(False)
 
-    def release(self, key, token):
+    def release(self, key: str, claim: Claim) -> bool:
         try:
-            self._release(keys=[self.prefix + key], args=[token])
+            return bool(self._release(keys=[self.prefix + key], args=[claim.token]))
         except redis.RedisError:
             raise StoreUnavailable() from None
 
-    def seen(self, key):
+    def seen(self, key: str) -> bool:
         """Whether `key` was claimed within the window (False when Redis cannot tell: it only
         decides whether a progress notification is logged as late)."""
         try:
@@ -60,7 +61,7 @@ class RedisStore(Store):
         except redis.RedisError:
             return False
 
-    def not_ready(self):
+    def not_ready(self) -> str | None:
         try:
             self.client.ping()
         except redis.RedisError:

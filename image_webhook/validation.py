@@ -9,9 +9,9 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 from referencing import Registry, Resource
 
-from errors import InvalidPayload
+from .errors import InvalidPayload
 
-SCHEMA_DIR = Path(__file__).with_name("schemas")
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"  # the contract stays at the top, for the backend team
 INTERMEDIATE_STATUSES = ("pending", "initializing", "generating", "saving")
 SCHEMA_BY_STATUS = {
     "completed": "completed.json",
@@ -41,6 +41,16 @@ def _pattern(validator, pattern, instance, schema):
 
 # jsonschema words the 400 details; its `pattern` is made to agree with ECMA-262 (and fastjsonschema)
 DetailValidator = extend(Draft202012Validator, {"pattern": _pattern})
+
+
+def parse_json(raw):
+    """Return the parsed body, or 400 unless it is UTF-8 JSON (a RecursionError is a body nested
+    deeper than the parser goes)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "corps illisible (UTF-8 ou imbrication)"
+        raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}], outcome="invalid_json") from None
 
 
 def load_schemas(directory=SCHEMA_DIR):

@@ -1,5 +1,7 @@
 """What operators and clients read: health probes, Prometheus metrics, the OpenAPI document."""
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
+
+from .context import service
 
 bp = Blueprint("ops", __name__)
 
@@ -13,7 +15,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Readiness: 200 when the service can do its work, else 503 with the reason (no configuration shown)."""
-    reason = current_app.extensions["image_webhook"].not_ready()
+    reason = service().not_ready()
     if reason:
         return jsonify(status="unavailable", reason=reason), 503
     return jsonify(status="ready")
@@ -22,11 +24,11 @@ def readyz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format; keep it off the public network (see README)."""
-    body, content_type = current_app.extensions["image_webhook"].metrics.exposition()
+    body, content_type = service().metrics.exposition()
     return body, 200, {"Content-Type": content_type}
 
 
 @bp.get("/openapi.json")
 def openapi_document():
     """The OpenAPI document, bundled once at start-up."""
-    return jsonify(current_app.extensions["image_webhook"].openapi)
+    return jsonify(service().openapi)

@@ -1,0 +1,1 @@
+"""Benchmarks and the soak: `make bench`, `make bench-workers`, `make bench-redis`, `make soak` (BENCHMARKS.md)."""

@@ -1,0 +1,128 @@
+"""The image-completion webhook: `create_app()` builds the service, set up once per worker process."""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, request
+
+from .config import load_settings, weak_secret_warnings
+from .context import EXTENSION, RequestIds, Service, begin_request, current_request, end_request
+
+if TYPE_CHECKING:
+    from .idempotence import IdempotenceStore
+    from .idempotence.memory import CleanupThread
+    from .metrics import Metrics
+
+__all__ = ["create_app", "shutdown"]
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
+               clock: Callable[[], float] = time.monotonic,
+               job_handler: Callable[[dict[str, Any]], object] | None = None) -> Flask:
+    """Create the service: defaults, then the environment (`environ`, default os.environ + .env), then
+    `config` (setting names only); `clock` drives the memory stores, `job_handler` processes each job."""
+    # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
+    # prometheus-client picks its multiprocess mode when it is first imported.
+    from . import errors, logs, ops, processing, webhook
+    from .auth import Authenticator
+    from .body import BodyDeadlines
+    from .metrics import Metrics
+    from .openapi import bundled_document
+    from .validation import PayloadValidator
+
+    settings = load_settings(config, environ)
+    app = Flask(__name__)
+    app.config.from_mapping(settings)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # French messages in UTF-8
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    log = logs.configure(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    for warning in weak_secret_warnings(settings):
+        log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
+
+    metrics = Metrics()
+    jobs, messages, cleanup = make_stores(settings, metrics, clock)
+    validator = PayloadValidator()
+    app.extensions[EXTENSION] = hook = Service(
+        auth=Authenticator(
+            mode=settings["WEBHOOK_AUTH"],
+            secrets=settings["WEBHOOK_SECRET"],
+            signing_secrets=settings["WEBHOOK_SIGNING_SECRET"],
+            required=settings["APP_ENV"] == "production",
+        ),
+        validator=validator,
+        jobs=jobs,
+        messages=messages,
+        cleanup=cleanup,
+        deadlines=BodyDeadlines(settings["BODY_TIMEOUT"]),
+        metrics=metrics,
+        on_job=job_handler or processing.ignore_job,
+        openapi=bundled_document(schemas=validator.schemas),
+    )
+    errors.register(app)
+    request_ids = RequestIds()
+    app.before_request(lambda: _begin(request_ids))
+    app.after_request(_return_request_id)
+    app.teardown_request(lambda exc: end_request())
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(ops.bp)
+    # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
+    if cleanup is not None:
+        cleanup.start()
+    hook.deadlines.start()
+    log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
+             settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"], extra={"event": "ready"})
+    return app
+
+
+def make_stores(settings: Mapping[str, Any], metrics: Metrics, clock: Callable[[], float]
+                ) -> tuple[IdempotenceStore, IdempotenceStore, CleanupThread | None]:
+    """The job and message stores IDEMPOTENCE_BACKEND names, and the memory stores' cleanup thread."""
+    from .idempotence.memory import CleanupThread, MemoryStore
+    from .idempotence.redis import RedisStore
+    from .metrics import multiprocess_mode
+
+    if settings["IDEMPOTENCE_BACKEND"] == "redis":
+        def redis_store(namespace: str) -> RedisStore:
+            return RedisStore(url=settings["REDIS_URL"], prefix=settings["IDEMPOTENCE_KEY_PREFIX"] + namespace,
+                              window=settings["IDEMPOTENCE_WINDOW"], timeout=settings["REDIS_TIMEOUT"])
+        return redis_store("job:"), redis_store("message:"), None
+
+    def memory_store() -> MemoryStore:
+        return MemoryStore(window=settings["IDEMPOTENCE_WINDOW"], max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+                           on_evict=metrics.evictions.inc, clock=clock)
+    jobs, messages = memory_store(), memory_store()
+    if not multiprocess_mode():
+        metrics.entries.set_function(lambda: len(jobs) + len(messages))
+    cleanup = CleanupThread((jobs, messages), settings["CLEANUP_INTERVAL"],
+                            on_run=lambda removed: metrics.cleanup_ran(removed, time.time()))
+    return jobs, messages, cleanup
+
+
+def _begin(request_ids: RequestIds) -> None:
+    """Keep a well-formed incoming X-Request-ID, otherwise make one; every log line of the request has it."""
+    incoming = request.headers.get("X-Request-ID", "")
+    begin_request(incoming if REQUEST_ID.fullmatch(incoming) else request_ids())
+
+
+def _return_request_id(response: Response) -> Response:
+    state = current_request()
+    response.headers["X-Request-ID"] = state.request_id if state is not None else ""
+    return response
+
+
+def shutdown(app: Flask | None) -> None:
+    """A worker's last words (gunicorn's worker_exit): stop the threads, say how much was done, flush."""
+    from . import logs
+
+    hook = app.extensions.get(EXTENSION) if isinstance(app, Flask) else None
+    if hook is None:
+        return
+    hook.stop()
+    # the service's logger as create_app() set it up (configure() again would reset its format)
+    logs.logger().info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
+                       hook.processed_jobs, extra={"event": "shutdown"})
+    logs.flush()

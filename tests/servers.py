@@ -1,0 +1,166 @@
+"""Real servers for the tests, each on a free loopback port: gunicorn with gunicorn.conf.py, redis-server."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from image_webhook.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+# variables of the service that must not leak from the developer's shell into a test server
+SERVICE_VARIABLES = (*SETTINGS, "NODE_ENV", "PROMETHEUS_MULTIPROC_DIR")
+INSTALL = {"redis-server": "apt-get install redis-server"}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require(program):
+    """Skip with a how-to where `program` is missing, but fail in CI, where .ci/run installs it."""
+    if shutil.which(program):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{program} is missing in CI: .ci/run must install it")
+    pytest.skip(f"install {program} ({INSTALL.get(program, 'apt-get')}) to run this test; CI installs it")
+
+
+class GunicornServer:
+    """One gunicorn master and its workers, started in a temporary directory (no .env is read)."""
+
+    def __init__(self, cwd, env=None, app=None, args=()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+        self.env.update(env or {})
+        self.env["PYTHONPATH"] = str(ROOT)  # test apps such as tests.slow_app, in the child process only
+        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                   "--bind", f"127.0.0.1:{self.port}", *args]
+        if app:
+            command.append(app)  # a test app, e.g. "tests.tests.slow_app:create()"
+        self.cwd = cwd
+        self.log_path = Path(cwd) / f"gunicorn-{self.port}.log"
+        self.command = command
+        self.process = None
+
+    def start(self, timeout=20):
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                requests.get(self.url + "/healthz", timeout=1)
+                return self
+            except requests.RequestException:  # not listening yet, or its workers still booting
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.output()}")
+
+    def post(self, json=None, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        return requests.post(self.url + "/api/webhooks/image-completion", json=json, **kwargs)
+
+    def output(self):
+        """What gunicorn and the service wrote so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, text, count=1, timeout=10):
+        """The output once `text` appears in it `count` times (polled, with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while (output := self.output()).count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} did not appear {count} time(s) within {timeout}s:\n{output[-3000:]}")
+            time.sleep(0.02)
+        return output
+
+    def settled_output(self, timeout=10):
+        """The output once every line of the requests answered so far is written: the service writes its
+        lines in order, so a marked request's line coming out means the earlier ones are out too."""
+        marker = f"settle-{uuid.uuid4().hex}"
+        requests.get(self.url + "/settle", headers={"X-Request-ID": marker}, timeout=10)  # a logged 404
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.output()
+            if any(marker in line and "Requête refusée" in line for line in text.splitlines()):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the service's lines did not come out within {timeout}s")
+            time.sleep(0.02)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop gunicorn with `sig` and return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def eventually(read, expected, timeout=10):
+    """Poll `read()` until it reaches `expected` (lines of several workers come out when each flushes) or
+    the deadline passes; return its last value, for the caller to compare."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def run_to_exit(cwd, env, timeout=30):
+    """Run gunicorn expecting it to refuse to start; return (exit code, output)."""
+    server = GunicornServer(cwd, env)
+    result = subprocess.run(server.command, cwd=cwd, env=server.env, capture_output=True, timeout=timeout)
+    return result.returncode, (result.stdout + result.stderr).decode("utf-8", "replace")
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, with its own directory, persisting nothing."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), "--logfile", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
