@@ -20,6 +20,16 @@ __all__ = ["create_app", "shutdown"]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
 
 
+class WebhookFlask(Flask):
+    """Flask, with an OPTIONS answer that is no page: 204 and the Allow header, no body."""
+
+    def make_default_options_response(self) -> Response:
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
                clock: Callable[[], float] = time.monotonic,
                job_handler: Callable[[dict[str, Any]], object] | None = None) -> Flask:
@@ -35,7 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     from .validation import PayloadValidator
 
     settings = load_settings(config, environ)
-    app = Flask(__name__)
+    app = WebhookFlask(__name__)
     app.config.from_mapping(settings)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # French messages in UTF-8
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -129,3 +129,18 @@ def test_duplicates_racing_the_cleanup_are_processed_once_per_window(tmp_path):
     # request by at least the window, minus what the round trips may blur
     for (sent_a, _), (_, answered_b) in zip(processed, processed[1:]):
         assert answered_b - sent_a >= window
+
+
+def test_options_through_gunicorn_is_204_with_allow(server):
+    """Over raw HTTP, OPTIONS on the webhook is a 204 with Allow and neither a body nor text/html."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(f"OPTIONS {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 204") and body == b""
+    assert "allow: options, post" in lines or "allow: post, options" in lines
+    assert not any(line.startswith("content-type:") for line in lines)

@@ -409,3 +409,12 @@ class TestLogs:
         prod_client.post(URL, data=b"{", content_type="application/json", headers={"X-Webhook-Secret": SECRET})
         text = logs.text
         assert logs.records and SECRET not in text and "sent-wrong-secret" not in text
+
+
+@pytest.mark.parametrize("path, allowed", [(URL, {"POST", "OPTIONS"}), ("/healthz", {"GET", "HEAD", "OPTIONS"})])
+def test_options_answers_allow_and_no_page(client, path, allowed):
+    """OPTIONS answers 204 with the Allow header and no body, never an empty HTML page."""
+    response = client.options(path)
+    assert response.status_code == 204
+    assert set(response.headers["Allow"].split(", ")) == allowed
+    assert response.data == b"" and "Content-Type" not in response.headers
