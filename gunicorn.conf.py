@@ -1,4 +1,5 @@
 """gunicorn settings of the image-completion webhook: `python -m gunicorn -c gunicorn.conf.py`."""
+
 import os
 import sys
 

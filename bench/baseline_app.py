@@ -2,6 +2,7 @@
 
 Run under the project's own gunicorn.conf.py, so only the application differs from the service.
 """
+
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)

@@ -5,6 +5,7 @@ by wrk at a fixed concurrency, a unique job_id per request. Prints per round req
 then the median ratios service/baseline; sweeps the concurrency for the plot; measures the store.
 `--workers` instead compares worker classes for the service. Everything stops by itself.
 """
+
 import argparse
 import json
 import os
@@ -32,14 +33,22 @@ SCENARIOS = {
     "intermediate": ("progress", "dev", 200),
     "invalid (400)": ("invalid", "dev", 400),
 }
-ENVIRONMENTS = {"dev": {"APP_ENV": "development"}, "prod": {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET},
-                "quiet": {"APP_ENV": "development", "LOG_LEVEL": "WARNING"}}  # the cost of the spec's log lines
+ENVIRONMENTS = {
+    "dev": {"APP_ENV": "development"},
+    "prod": {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET},
+    "quiet": {"APP_ENV": "development", "LOG_LEVEL": "WARNING"},
+}  # the cost of the spec's log lines
 
 
 def wrk(url, mode, seconds, connections, secret=None):
     env = {**os.environ, "MODE": mode, "SECRET": secret or ""}
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LOAD), url],
-                         capture_output=True, text=True, env=env, timeout=seconds + 30).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LOAD), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 30,
+    ).stdout
     result = json.loads(re.search(r"RESULT (\{.*\})", out).group(1))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
@@ -65,7 +74,7 @@ def compare(rounds, seconds, connections):
                 secret = SECRET if env == "prod" else None
                 order = [("service", servers[env]), ("baseline", servers["base"])]
                 measured = {}
-                for who, server in (order if r % 2 == 0 else order[::-1]):
+                for who, server in order if r % 2 == 0 else order[::-1]:
                     result = wrk(server.url, mode, seconds, connections, secret)
                     wrong = result["non2xx"] if expected == 200 else result["requests"] - result["non2xx"]
                     if who == "service" and (wrong or result["errors"]):
@@ -73,9 +82,12 @@ def compare(rounds, seconds, connections):
                     measured[who] = result
                 rows[name].append(measured)
                 s, b = measured["service"], measured["baseline"]
-                print(f"round {r + 1} {name:34} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
-                      f"p99 {s['p99_us'] / 1000:6.2f} ms | baseline {b['rps']:7.0f} req/s p50 {b['p50_us'] / 1000:5.2f} ms "
-                      f"p99 {b['p99_us'] / 1000:6.2f} ms", flush=True)
+                print(
+                    f"round {r + 1} {name:34} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
+                    f"p99 {s['p99_us'] / 1000:6.2f} ms | baseline {b['rps']:7.0f} req/s "
+                    f"p50 {b['p50_us'] / 1000:5.2f} ms p99 {b['p99_us'] / 1000:6.2f} ms",
+                    flush=True,
+                )
         times = processing_times(servers["dev"].output())
     finally:
         for server in servers.values():
@@ -110,7 +122,10 @@ def sweep(levels, seconds):
                 points[who].append({"connections": level, "rps": result["rps"], "p99_ms": result["p99_us"] / 1000})
                 if who == "service" and level == 1:
                     times_at_1 = processing_times(server.output())[before:]
-                print(f"concurrency {level:3} {who:8} {result['rps']:7.0f} req/s p99 {result['p99_us'] / 1000:6.2f} ms", flush=True)
+                print(
+                    f"concurrency {level:3} {who:8} {result['rps']:7.0f} req/s p99 {result['p99_us'] / 1000:6.2f} ms",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()
@@ -136,7 +151,9 @@ def plot(points, path):
     for axis, title in ((left, "requests/s (higher is better)"), (right, "p99 latency, ms (lower is better)")):
         axis.set_xscale("log", base=2)
         axis.set_ylim(bottom=0)
-        axis.set_xticks([p["connections"] for p in points["service"]], [str(p["connections"]) for p in points["service"]])
+        axis.set_xticks(
+            [p["connections"] for p in points["service"]], [str(p["connections"]) for p in points["service"]]
+        )
         axis.set_xlabel("concurrent connections (wrk)")
         axis.set_title(title)
         axis.grid(alpha=0.3)
@@ -152,7 +169,7 @@ def workers(seconds, rounds, connections):
     configs.update({f"gthread {n} threads": ["--worker-class", "gthread", "--threads", str(n)] for n in (2, 4, 8)})
     results = {name: [] for name in configs}
     for r in range(rounds):
-        for name, args in (configs.items() if r % 2 == 0 else reversed(configs.items())):
+        for name, args in configs.items() if r % 2 == 0 else reversed(configs.items()):
             for app in (None, BASELINE):
                 server = start(app, args=args)
                 try:
@@ -161,14 +178,21 @@ def workers(seconds, rounds, connections):
                 finally:
                     server.stop()
                 results[name].append((app or "service", result))
-                print(f"round {r + 1} {name:20} {app or 'service':28} {result['rps']:7.0f} req/s "
-                      f"p50 {result['p50_us'] / 1000:5.2f} ms p99 {result['p99_us'] / 1000:6.2f} ms", flush=True)
+                print(
+                    f"round {r + 1} {name:20} {app or 'service':28} {result['rps']:7.0f} req/s "
+                    f"p50 {result['p50_us'] / 1000:5.2f} ms p99 {result['p99_us'] / 1000:6.2f} ms",
+                    flush=True,
+                )
     print("\nmedians (service | baseline):")
     for name, measured in results.items():
-        def med(who, key):
+
+        def med(who, key, measured=measured):
             return statistics.median(m[key] for w, m in measured if w == who)
-        print(f"  {name:20} {med('service', 'rps'):7.0f} req/s p99 {med('service', 'p99_us') / 1000:6.2f} ms | "
-              f"{med(BASELINE, 'rps'):7.0f} req/s p99 {med(BASELINE, 'p99_us') / 1000:6.2f} ms")
+
+        print(
+            f"  {name:20} {med('service', 'rps'):7.0f} req/s p99 {med('service', 'p99_us') / 1000:6.2f} ms | "
+            f"{med(BASELINE, 'rps'):7.0f} req/s p99 {med(BASELINE, 'p99_us') / 1000:6.2f} ms"
+        )
 
 
 def stores(seconds, rounds, connections):
@@ -183,21 +207,27 @@ def stores(seconds, rounds, connections):
         for server in servers.values():
             warm(server)
         for r in range(rounds):
-            for name, server in (servers.items() if r % 2 == 0 else reversed(servers.items())):
+            for name, server in servers.items() if r % 2 == 0 else reversed(servers.items()):
                 result = wrk(server.url, "completed", seconds, connections)
                 if result["non2xx"] or result["errors"]:
                     raise SystemExit(f"{name}: {result['non2xx']} unexpected statuses, {result['errors']} errors")
                 results[name].append(result)
-                print(f"round {r + 1} {name:22} {result['rps']:7.0f} req/s p50 {result['p50_us'] / 1000:5.2f} ms "
-                      f"p99 {result['p99_us'] / 1000:6.2f} ms", flush=True)
+                print(
+                    f"round {r + 1} {name:22} {result['rps']:7.0f} req/s p50 {result['p50_us'] / 1000:5.2f} ms "
+                    f"p99 {result['p99_us'] / 1000:6.2f} ms",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()
         redis.stop()
     medians = {name: statistics.median(r["rps"] for r in rs) for name, rs in results.items()}
     memory, shared = medians.values()
-    print(f"\nmedians: " + ", ".join(f"{name} {rps:.0f} req/s" for name, rps in medians.items())
-          + f"; redis/memory {shared / memory:.2f}x")
+    print(
+        "\nmedians: "
+        + ", ".join(f"{name} {rps:.0f} req/s" for name, rps in medians.items())
+        + f"; redis/memory {shared / memory:.2f}x"
+    )
 
 
 def main():
@@ -219,17 +249,23 @@ def main():
     summary = ratios(rows)
     print(f"\nmedian ratios service/baseline ({options.rounds} rounds, {options.connections} connections):")
     for name, r in summary.items():
-        print(f"  {name:34} throughput {r['throughput']:.2f}x  p99 {r['p99']:.2f}x  "
-              f"({r['service_rps']:.0f} vs {r['baseline_rps']:.0f} req/s)")
+        print(
+            f"  {name:34} throughput {r['throughput']:.2f}x  p99 {r['p99']:.2f}x  "
+            f"({r['service_rps']:.0f} vs {r['baseline_rps']:.0f} req/s)"
+        )
     print(f"  median processing_time_ms, 1-image completed: {median_ms:.3f} ms\n")
     points = sweep([1, 4, 16, 64], options.seconds)
     RESULTS.mkdir(exist_ok=True)
-    print(f"median processing_time_ms, 1-image completed, one connection: {points['median_processing_time_ms_at_1']:.3f} ms")
+    at_1 = points["median_processing_time_ms_at_1"]
+    print(f"median processing_time_ms, 1-image completed, one connection: {at_1:.3f} ms")
     plot(points, RESULTS / "concurrency.png")
     print(f"\nplot: {RESULTS / 'concurrency.png'}\n")
     subprocess.run([sys.executable, "-m", "bench.store"], check=True, cwd=ROOT)
-    (RESULTS / "latest.json").write_text(json.dumps(
-        {"ratios": summary, "median_processing_time_ms": median_ms, "rounds": rows, "sweep": points}, indent=1))
+    (RESULTS / "latest.json").write_text(
+        json.dumps(
+            {"ratios": summary, "median_processing_time_ms": median_ms, "rounds": rows, "sweep": points}, indent=1
+        )
+    )
     print(f"\nbench finished in {time.monotonic() - started:.0f} s; figures in {RESULTS / 'latest.json'}")
 
 

@@ -3,6 +3,7 @@ gunicorn; checks that no status is unexpected and that the worker's memory stays
 
 Usage: make soak   (REQUESTS=30000 SECONDS=60 RSS_BOUND_MB=25 to change the figures)
 """
+
 import os
 import random
 import sys
@@ -49,8 +50,12 @@ def main():
                     time.sleep(delay)
                 kind, expected = rng.choice(KINDS)
                 job = f"soak-{rng.randrange(max(1, i // 2))}" if kind == "duplicate" else f"soak-{i}"
-                body = {"new": payload(COMPLETED, job), "duplicate": payload(COMPLETED, job),
-                        "progress": payload(PROGRESS, job), "invalid": payload(COMPLETED, job, data={})}[kind]
+                body = {
+                    "new": payload(COMPLETED, job),
+                    "duplicate": payload(COMPLETED, job),
+                    "progress": payload(PROGRESS, job),
+                    "invalid": payload(COMPLETED, job, data={}),
+                }[kind]
                 status = session.post(server.url + "/api/webhooks/image-completion", json=body, timeout=30).status_code
                 with lock:
                     counts[kind] += 1
@@ -69,8 +74,10 @@ def main():
     growth = end_rss - warm_rss[0]
     print(f"requests: {sum(counts.values())} in {elapsed:.1f} s ({dict(counts)})")
     print(f"unexpected statuses: {sum(unexpected.values())} {dict(unexpected)}")
-    print(f"worker RSS: {warm_rss[0]:.1f} MiB after warm-up, {end_rss:.1f} MiB at the end "
-          f"(+{growth:.1f} MiB, bound +{RSS_BOUND_MB:.0f} MiB)")
+    print(
+        f"worker RSS: {warm_rss[0]:.1f} MiB after warm-up, {end_rss:.1f} MiB at the end "
+        f"(+{growth:.1f} MiB, bound +{RSS_BOUND_MB:.0f} MiB)"
+    )
     ok = not unexpected and growth <= RSS_BOUND_MB
     print("soak: OK" if ok else "soak: FAILED")
     return 0 if ok else 1

@@ -1,10 +1,10 @@
 """The idempotence store's memory and pauses: bytes per tracked job, longest lock hold of a cleanup."""
+
 import gc
 import logging
-import sys
 import time
 import tracemalloc
-from pathlib import Path
+from typing import ClassVar
 
 from image_webhook.idempotence.memory import MemoryStore
 
@@ -19,7 +19,7 @@ class Clock:
 class TimedStore(MemoryStore):
     """Records how long each locked section of a cleanup lasts."""
 
-    holds = []
+    holds: ClassVar[list[float]] = []
 
     def _pop_front(self, cutoff, limit):
         started = time.perf_counter()
@@ -79,11 +79,15 @@ def main():
         print(f"store: {bytes_per_job(count):6.1f} bytes per tracked job at {count:>9,} entries")
     for share in (0.01, 0.10):
         hold, total = longest_hold(1_000_000, share)
-        print(f"store: cleanup expiring {share:.0%} of 1,000,000: longest lock hold {hold * 1000:.2f} ms "
-              f"(whole cleanup {total * 1000:.1f} ms, lock released between batches)")
+        print(
+            f"store: cleanup expiring {share:.0%} of 1,000,000: longest lock hold {hold * 1000:.2f} ms "
+            f"(whole cleanup {total * 1000:.1f} ms, lock released between batches)"
+        )
     size, evicted = flood(100_000, 200_000)
-    print(f"store: flood of 200,000 distinct ids with IDEMPOTENCE_MAX_ENTRIES=100,000: {size:,} entries kept, "
-          f"{evicted:,} evicted")
+    print(
+        f"store: flood of 200,000 distinct ids with IDEMPOTENCE_MAX_ENTRIES=100,000: {size:,} entries kept, "
+        f"{evicted:,} evicted"
+    )
 
 
 if __name__ == "__main__":

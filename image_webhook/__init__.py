@@ -1,4 +1,5 @@
 """The image-completion webhook: `create_app()` builds the service, set up once per worker process."""
+
 from __future__ import annotations
 
 import re
@@ -30,9 +31,13 @@ class WebhookFlask(Flask):
         return response
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
-               clock: Callable[[], float] = time.monotonic,
-               job_handler: Callable[[dict[str, Any]], object] | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    job_handler: Callable[[dict[str, Any]], object] | None = None,
+) -> Flask:
     """Create the service: defaults, then the environment (`environ`, default os.environ + .env), then
     `config` (setting names only); `clock` drives the memory stores, `job_handler` processes each job."""
     # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
@@ -83,32 +88,50 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     if cleanup is not None:
         cleanup.start()
     hook.deadlines.start()
-    log.info("ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
-             settings["APP_ENV"], settings["WEBHOOK_AUTH"], settings["IDEMPOTENCE_WINDOW"], extra={"event": "ready"})
+    log.info(
+        "ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
+        settings["APP_ENV"],
+        settings["WEBHOOK_AUTH"],
+        settings["IDEMPOTENCE_WINDOW"],
+        extra={"event": "ready"},
+    )
     return app
 
 
-def make_stores(settings: Mapping[str, Any], metrics: Metrics, clock: Callable[[], float]
-                ) -> tuple[IdempotenceStore, IdempotenceStore, CleanupThread | None]:
+def make_stores(
+    settings: Mapping[str, Any], metrics: Metrics, clock: Callable[[], float]
+) -> tuple[IdempotenceStore, IdempotenceStore, CleanupThread | None]:
     """The job and message stores IDEMPOTENCE_BACKEND names, and the memory stores' cleanup thread."""
     from .idempotence.memory import CleanupThread, MemoryStore
     from .idempotence.redis import RedisStore
     from .metrics import multiprocess_mode
 
     if settings["IDEMPOTENCE_BACKEND"] == "redis":
+
         def redis_store(namespace: str) -> RedisStore:
-            return RedisStore(url=settings["REDIS_URL"], prefix=settings["IDEMPOTENCE_KEY_PREFIX"] + namespace,
-                              window=settings["IDEMPOTENCE_WINDOW"], timeout=settings["REDIS_TIMEOUT"])
+            return RedisStore(
+                url=settings["REDIS_URL"],
+                prefix=settings["IDEMPOTENCE_KEY_PREFIX"] + namespace,
+                window=settings["IDEMPOTENCE_WINDOW"],
+                timeout=settings["REDIS_TIMEOUT"],
+            )
+
         return redis_store("job:"), redis_store("message:"), None
 
     def memory_store() -> MemoryStore:
-        return MemoryStore(window=settings["IDEMPOTENCE_WINDOW"], max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
-                           on_evict=metrics.evictions.inc, clock=clock)
+        return MemoryStore(
+            window=settings["IDEMPOTENCE_WINDOW"],
+            max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+            on_evict=metrics.evictions.inc,
+            clock=clock,
+        )
+
     jobs, messages = memory_store(), memory_store()
     if not multiprocess_mode():
         metrics.entries.set_function(lambda: len(jobs) + len(messages))
-    cleanup = CleanupThread((jobs, messages), settings["CLEANUP_INTERVAL"],
-                            on_run=lambda removed: metrics.cleanup_ran(removed, time.time()))
+    cleanup = CleanupThread(
+        (jobs, messages), settings["CLEANUP_INTERVAL"], on_run=lambda removed: metrics.cleanup_ran(removed, time.time())
+    )
     return jobs, messages, cleanup
 
 
@@ -133,6 +156,9 @@ def shutdown(app: Flask | None) -> None:
         return
     hook.stop()
     # the service's logger as create_app() set it up (configure() again would reset its format)
-    logs.logger().info("ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
-                       hook.processed_jobs, extra={"event": "shutdown"})
+    logs.logger().info(
+        "ℹ️ [Image Webhook] Arrêt du worker: %d job(s) traité(s) depuis son démarrage",
+        hook.processed_jobs,
+        extra={"event": "shutdown"},
+    )
     logs.flush()

@@ -1,10 +1,12 @@
 """Configuration: defaults, then the environment (and `.env`), then the caller's mapping, checked once."""
+
 from __future__ import annotations
 
 import base64
 import binascii
 import os
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -24,6 +26,7 @@ PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
 
 def _choice(options):
     """A parser accepting one of `options`, whatever its case and surrounding spaces."""
+
     def parse(name, value):
         value = str(value).strip()
         match = next((option for option in options if option.lower() == value.lower()), None)
@@ -71,8 +74,6 @@ def _signing_secrets(name, value):
     return secrets
 
 
-
-
 # name: (default, parser); every variable the service reads, documented in the README
 SETTINGS = {
     "APP_ENV": ("production", _choice(ENVIRONMENTS)),
@@ -113,7 +114,7 @@ def load_settings(config=None, environ=None):
     if "APP_ENV" not in raw and environ.get("NODE_ENV", "").strip():
         raw["APP_ENV"] = environ["NODE_ENV"]  # keeps the spec's existing .env working
     raw.update(config or {})
-    settings = {}
+    settings: dict[str, Any] = {}
     for name, (default, parse) in SETTINGS.items():
         value = raw.get(name)
         value = default if value is None else value
@@ -139,8 +140,10 @@ def _check_store(settings):
     elif settings["WEB_CONCURRENCY"] is None:
         settings["WEB_CONCURRENCY"] = 1
     elif settings["WEB_CONCURRENCY"] > 1:
-        raise ConfigError(f"WEB_CONCURRENCY={settings['WEB_CONCURRENCY']} needs IDEMPOTENCE_BACKEND=redis: each "
-                          "worker would have its own memory store and process the same job again")
+        raise ConfigError(
+            f"WEB_CONCURRENCY={settings['WEB_CONCURRENCY']} needs IDEMPOTENCE_BACKEND=redis: each "
+            "worker would have its own memory store and process the same job again"
+        )
 
 
 def _check_production_auth(settings):
@@ -158,5 +161,8 @@ def _check_production_auth(settings):
 
 def weak_secret_warnings(settings):
     """Return the warnings to log at start-up about the configured secret, without revealing it."""
-    return [f"WEBHOOK_SECRET has a value shorter than 32 characters ({len(secret)})"
-            for secret in settings["WEBHOOK_SECRET"] if len(secret) < 32]
+    return [
+        f"WEBHOOK_SECRET has a value shorter than 32 characters ({len(secret)})"
+        for secret in settings["WEBHOOK_SECRET"]
+        if len(secret) < 32
+    ]

@@ -1,4 +1,5 @@
 """What the application and the current request hold: `Service` (per application) and `RequestState`."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """The one JSON error path: every error the service answers is built by `error_response`."""
+
 from __future__ import annotations
 
 import logging
@@ -21,16 +22,22 @@ MESSAGES = {
     415: "Le Content-Type doit être application/json (UTF-8)",
 }
 # the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
-OUTCOME_BY_CODE = {401: "unauthorized", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
-                   503: "unavailable"}
+OUTCOME_BY_CODE = {
+    401: "unauthorized",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
 
 
 class InvalidPayload(BadRequest):
     """A body that is not a notification the service accepts: 400 with an error and, if any, details;
     `outcome` is its label in the metrics."""
 
-    def __init__(self, error: str, details: list[dict[str, str]] | None = None, *,
-                 outcome: str = "invalid_payload") -> None:
+    def __init__(
+        self, error: str, details: list[dict[str, str]] | None = None, *, outcome: str = "invalid_payload"
+    ) -> None:
         super().__init__(error)
         self.details = details
         self.outcome = outcome
@@ -59,8 +66,13 @@ def handle_http_exception(exc: HTTPException) -> Response:
     state = current_request()
     if state is not None:
         state.outcome = getattr(exc, "outcome", None) or OUTCOME_BY_CODE.get(code, "error")
-    log.warning("⚠️ [Image Webhook] Requête refusée: %s %s %s", code, error, LazyJson(details) if details else "",
-                extra={"event": "rejected"})
+    log.warning(
+        "⚠️ [Image Webhook] Requête refusée: %s %s %s",
+        code,
+        error,
+        LazyJson(details) if details else "",
+        extra={"event": "rejected"},
+    )
     for name, value in exc.get_headers():  # keeps Allow on 405, Retry-After on 503
         if name.lower() != "content-type":
             response.headers[name] = value

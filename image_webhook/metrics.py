@@ -4,17 +4,39 @@ Every label value comes from a closed set, never from a job id or a raw header, 
 cannot grow the number of series. With several worker processes (PROMETHEUS_MULTIPROC_DIR set before
 they start) prometheus-client's multiprocess mode adds up the workers' values.
 """
+
 import os
 import re
 import threading
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from .validation import STATUSES
 
-OUTCOMES = frozenset({"processed", "duplicate", "intermediate", "unauthorized", "invalid_json", "invalid_payload",
-                      "missing_images", "too_large", "unsupported_media_type", "timeout", "unavailable", "error"})
+OUTCOMES = frozenset(
+    {
+        "processed",
+        "duplicate",
+        "intermediate",
+        "unauthorized",
+        "invalid_json",
+        "invalid_payload",
+        "missing_images",
+        "too_large",
+        "unsupported_media_type",
+        "timeout",
+        "unavailable",
+        "error",
+    }
+)
 MAX_MODELS = 20  # distinct model_name label values per process; later ones count as "other"
 MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 # sub-millisecond work: the service's own processing time, in seconds
@@ -32,21 +54,46 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         r = self.registry
-        self.notifications = Counter("image_webhook_notifications", "Notifications received, by status and outcome",
-                                     ["status", "outcome"], registry=r)
-        self.processing = Histogram("image_webhook_processing_seconds", "Time the service spent on a processed "
-                                    "notification (processing_time_ms)", ["status"], buckets=PROCESSING_BUCKETS, registry=r)
+        self.notifications = Counter(
+            "image_webhook_notifications",
+            "Notifications received, by status and outcome",
+            ["status", "outcome"],
+            registry=r,
+        )
+        self.processing = Histogram(
+            "image_webhook_processing_seconds",
+            "Time the service spent on a processed notification (processing_time_ms)",
+            ["status"],
+            buckets=PROCESSING_BUCKETS,
+            registry=r,
+        )
         self.images = Counter("image_webhook_images", "Images of completed jobs", ["model"], registry=r)
         self.image_bytes = Counter("image_webhook_image_bytes", "Sum of the images' size_bytes", ["model"], registry=r)
-        self.generation = Histogram("image_webhook_generation_seconds", "Generation time reported by the backend",
-                                    ["model"], buckets=GENERATION_BUCKETS, registry=r)
-        self.entries = Gauge("image_webhook_idempotence_entries", "Jobs remembered by the idempotence store",
-                             multiprocess_mode="livesum", registry=r)
-        self.evictions = Counter("image_webhook_idempotence_evictions", "Jobs forgotten before the end of the window "
-                                 "(IDEMPOTENCE_MAX_ENTRIES reached)", registry=r)
+        self.generation = Histogram(
+            "image_webhook_generation_seconds",
+            "Generation time reported by the backend",
+            ["model"],
+            buckets=GENERATION_BUCKETS,
+            registry=r,
+        )
+        self.entries = Gauge(
+            "image_webhook_idempotence_entries",
+            "Jobs remembered by the idempotence store",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.evictions = Counter(
+            "image_webhook_idempotence_evictions",
+            "Jobs forgotten before the end of the window (IDEMPOTENCE_MAX_ENTRIES reached)",
+            registry=r,
+        )
         self.expired = Counter("image_webhook_idempotence_expired", "Jobs removed by the cleanup", registry=r)
-        self.last_cleanup = Gauge("image_webhook_idempotence_last_cleanup_timestamp_seconds",
-                                  "When the cleanup last ran (Unix time)", multiprocess_mode="max", registry=r)
+        self.last_cleanup = Gauge(
+            "image_webhook_idempotence_last_cleanup_timestamp_seconds",
+            "When the cleanup last ran (Unix time)",
+            multiprocess_mode="max",
+            registry=r,
+        )
         self._models = set()
         self._models_lock = threading.Lock()
         self._children = {}  # (metric name, label values) -> child: labels() validates and locks each call
@@ -61,7 +108,9 @@ class Metrics:
     def count(self, status, outcome):
         """One notification answered; labels stay in their closed sets ('unknown' status, 'error' outcome)."""
         known = isinstance(status, str) and status in STATUSES
-        self._child(self.notifications, status if known else "unknown", outcome if outcome in OUTCOMES else "error").inc()
+        self._child(
+            self.notifications, status if known else "unknown", outcome if outcome in OUTCOMES else "error"
+        ).inc()
 
     def processed(self, payload, seconds):
         """A terminal notification processed: its time and, for completed, its images and model."""

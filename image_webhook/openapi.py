@@ -1,4 +1,5 @@
 """The OpenAPI document: `openapi.yaml`, with the schema files it references bundled in, built once."""
+
 import copy
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def _rewrite(node, base):
     if isinstance(ref, str):
         target, _, pointer = ref.partition("#")
         if base is None and target.startswith(PREFIX):
-            target = target[len(PREFIX):]
+            target = target[len(PREFIX) :]
         if base is not None or target:
             rewritten["$ref"] = f"#/components/schemas/{_component(target or base)}{pointer}"
     return rewritten

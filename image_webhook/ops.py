@@ -1,4 +1,5 @@
 """What operators and clients read: health probes, Prometheus metrics, the OpenAPI document."""
+
 from flask import Blueprint, jsonify
 
 from .context import service

@@ -1,4 +1,5 @@
 """What receiving a notification means: the spec's log lines, the answer, and the job handler."""
+
 import logging
 
 from .logs import LOGGER, LazyJson
@@ -24,11 +25,20 @@ def acknowledge_progress(payload, *, late):
     """ℹ️: an intermediate status is acknowledged, never processed; `late` if its job already ended."""
     job_id, status = payload["job_id"], payload["status"]
     if late:
-        log.info("ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s", job_id, status,
-                 extra={"event": "late_progress"})
+        log.info(
+            "ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s",
+            job_id,
+            status,
+            extra={"event": "late_progress"},
+        )
     else:
-        log.info("ℹ️ [Image Webhook] Statut intermédiaire: %s %s (%s%%)", job_id, status, payload.get("progress", "?"),
-                 extra={"event": "progress"})
+        log.info(
+            "ℹ️ [Image Webhook] Statut intermédiaire: %s %s (%s%%)",
+            job_id,
+            status,
+            payload.get("progress", "?"),
+            extra={"event": "progress"},
+        )
     return {"success": True, "message": f"Statut intermédiaire reçu: {status}", "job_id": job_id, "status": status}
 
 
@@ -37,8 +47,11 @@ def process_terminal(payload, on_job):
     job_id = payload["job_id"]
     if payload["status"] == "failed":
         error_message = payload.get("error_message") or payload.get("message") or "inconnue"
-        log.error("❌ [Image Webhook] Échec de la génération: %s", LazyJson({"job_id": job_id, "error_message": error_message}),
-                  extra={"event": "job_failed"})
+        log.error(
+            "❌ [Image Webhook] Échec de la génération: %s",
+            LazyJson({"job_id": job_id, "error_message": error_message}),
+            extra={"event": "job_failed"},
+        )
         on_job(payload)
         return {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
     images = payload["data"]["images"]
@@ -46,15 +59,19 @@ def process_terminal(payload, on_job):
         metadata = payload["data"].get("metadata") or {}
         log.info(
             "✅ [Image Webhook] Génération réussie: %s",
-            LazyJson({
-                "images_count": len(images),
-                "model": metadata.get("model_name"),
-                "generation_time": metadata.get("generation_time_seconds"),
-            }),
+            LazyJson(
+                {
+                    "images_count": len(images),
+                    "model": metadata.get("model_name"),
+                    "generation_time": metadata.get("generation_time_seconds"),
+                }
+            ),
             extra={"event": "job_completed"},
         )
         for image in images:
-            log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"})
+            log.info(
+                "💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"}
+            )
     on_job(payload)
     return {
         "success": True,

@@ -1,4 +1,5 @@
 """The webhook blueprint: POST /api/webhooks/image-completion, from the request to the JSON answer."""
+
 from __future__ import annotations
 
 import logging
@@ -62,8 +63,11 @@ def _processed(payload: dict[str, Any], body: dict[str, Any], hook: Service, sta
     body["processing_time_ms"] = milliseconds = state.elapsed_ms()
     hook.metrics.processed(payload, milliseconds / 1000)
     hook.count_processed()
-    log.info("⏱️ [Image Webhook] Traitement terminé en %sms", milliseconds,
-             extra={"event": "processed", "processing_time_ms": milliseconds})
+    log.info(
+        "⏱️ [Image Webhook] Traitement terminé en %sms",
+        milliseconds,
+        extra={"event": "processed", "processing_time_ms": milliseconds},
+    )
     return body
 
 

@@ -1,4 +1,5 @@
 """Fixtures: an app per test (isolated store, no environment leaking in), its client, real servers."""
+
 import logging
 import os
 import uuid
@@ -11,7 +12,7 @@ from tests.payloads import SECRET, FakeClock
 from tests.servers import RedisServer, require
 
 # the tests read the service's records with caplog; its stderr lines would only clutter the output
-logs.configure(stream=open(os.devnull, "w", encoding="utf-8"))
+logs.configure(stream=open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (open for the whole session)
 
 
 @pytest.fixture

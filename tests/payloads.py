@@ -1,4 +1,5 @@
 """The spec's sample payloads and the helpers that vary them, shared by the tests, bench and soak."""
+
 import copy
 
 URL = "/api/webhooks/image-completion"

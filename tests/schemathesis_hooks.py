@@ -1,4 +1,5 @@
 """schemathesis hooks (SCHEMATHESIS_HOOKS): teach the generator what JSON Schema cannot say."""
+
 import re
 
 import schemathesis

@@ -1,4 +1,5 @@
 """Real servers for the tests, each on a free loopback port: gunicorn with gunicorn.conf.py, redis-server."""
+
 import os
 import shutil
 import signal
@@ -45,8 +46,16 @@ class GunicornServer:
         self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
         self.env.update(env or {})
         self.env["PYTHONPATH"] = str(ROOT)  # test apps such as tests.slow_app, in the child process only
-        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                   "--bind", f"127.0.0.1:{self.port}", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            *args,
+        ]
         if app:
             command.append(app)  # a test app, e.g. "tests.tests.slow_app:create()"
         self.cwd = cwd
@@ -55,9 +64,10 @@ class GunicornServer:
         self.process = None
 
     def start(self, timeout=20):
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
+        self.process = subprocess.Popen(
+            self.command, cwd=self.cwd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -147,9 +157,24 @@ class RedisServer:
 
     def start(self):
         self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--logfile", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

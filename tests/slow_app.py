@@ -1,4 +1,5 @@
 """A test application whose job handler takes a while (graceful shutdown tests)."""
+
 import os
 import time
 

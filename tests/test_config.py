@@ -1,4 +1,5 @@
 """Configuration: read once from defaults, environment (.env) and mapping; bad values stop start-up."""
+
 import logging
 
 import pytest
@@ -22,22 +23,36 @@ def test_production_without_secret_refuses_to_start():
         create_app(environ={})
 
 
-@pytest.mark.parametrize("environ, winner", [
-    ({"NODE_ENV": "development"}, "development"),
-    ({"NODE_ENV": "development", "APP_ENV": "production", "WEBHOOK_SECRET": "x" * 32}, "production"),
-    ({"APP_ENV": " Development "}, "development"),
-])
+@pytest.mark.parametrize(
+    "environ, winner",
+    [
+        ({"NODE_ENV": "development"}, "development"),
+        ({"NODE_ENV": "development", "APP_ENV": "production", "WEBHOOK_SECRET": "x" * 32}, "production"),
+        ({"APP_ENV": " Development "}, "development"),
+    ],
+)
 def test_app_env_falls_back_to_node_env(environ, winner):
     """APP_ENV wins; without it the spec's NODE_ENV decides."""
     assert load_settings(environ=environ)["APP_ENV"] == winner
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("IDEMPOTENCE_WINDOW", "abc"), ("IDEMPOTENCE_WINDOW", "-1"), ("IDEMPOTENCE_WINDOW", "0"),
-    ("IDEMPOTENCE_WINDOW", "nan"), ("CLEANUP_INTERVAL", "soon"), ("IDEMPOTENCE_MAX_ENTRIES", "1.5"),
-    ("IDEMPOTENCE_MAX_ENTRIES", "0"), ("MAX_CONTENT_LENGTH", "-5"), ("MAX_CONTENT_LENGTH", "1MB"),
-    ("PORT", "70000"), ("PORT", "http"), ("APP_ENV", "staging"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("IDEMPOTENCE_WINDOW", "abc"),
+        ("IDEMPOTENCE_WINDOW", "-1"),
+        ("IDEMPOTENCE_WINDOW", "0"),
+        ("IDEMPOTENCE_WINDOW", "nan"),
+        ("CLEANUP_INTERVAL", "soon"),
+        ("IDEMPOTENCE_MAX_ENTRIES", "1.5"),
+        ("IDEMPOTENCE_MAX_ENTRIES", "0"),
+        ("MAX_CONTENT_LENGTH", "-5"),
+        ("MAX_CONTENT_LENGTH", "1MB"),
+        ("PORT", "70000"),
+        ("PORT", "http"),
+        ("APP_ENV", "staging"),
+    ],
+)
 def test_invalid_value_names_the_variable(variable, value):
     """An invalid value stops start-up with a message naming the variable."""
     with pytest.raises(ConfigError, match=variable):

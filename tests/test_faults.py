@@ -1,4 +1,6 @@
 """Faults and concurrency through the real gunicorn: hostile clients, races with the cleanup, volume."""
+
+import itertools
 import json
 import socket
 import threading
@@ -24,8 +26,12 @@ def open_request(server, body, content_length=None):
     """Send the headers of a POST and return the socket, ready for the body."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     length = len(body) if content_length is None else content_length
-    sock.sendall((f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  f"Content-Length: {length}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        ).encode()
+    )
     return sock
 
 
@@ -127,7 +133,7 @@ def test_duplicates_racing_the_cleanup_are_processed_once_per_window(tmp_path):
     assert 2 <= len(processed) <= 3 / window + 1
     # between two processings, a whole window passed: the later request was sent after the earlier answer's
     # request by at least the window, minus what the round trips may blur
-    for (sent_a, _), (_, answered_b) in zip(processed, processed[1:]):
+    for (sent_a, _), (_, answered_b) in itertools.pairwise(processed):
         assert answered_b - sent_a >= window
 
 

@@ -1,4 +1,5 @@
 """Operating the service: health probes, Prometheus metrics, request ids, structured logs, shutdown."""
+
 import json
 import signal
 import threading
@@ -18,8 +19,11 @@ AUTH = {"X-Webhook-Secret": SECRET}
 def samples(client):
     """{(sample name, sorted labels): value} read back from GET /metrics."""
     text = client.get("/metrics").get_data(as_text=True)
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(metrics, name, **labels):
@@ -52,7 +56,10 @@ class TestMetrics:
         """2 completed, 1 duplicate, 1 failed, 1 invalid, 1 unauthorized: exactly those counts."""
         for job in ("m-1", "m-2"):
             assert prod_client.post(URL, json=payload(COMPLETED, job), headers=AUTH).status_code == 200
-        assert prod_client.post(URL, json=payload(COMPLETED, "m-1"), headers=AUTH).get_json()["message"] == "Job déjà traité"
+        assert (
+            prod_client.post(URL, json=payload(COMPLETED, "m-1"), headers=AUTH).get_json()["message"]
+            == "Job déjà traité"
+        )
         assert prod_client.post(URL, json=payload(FAILED, "m-3"), headers=AUTH).status_code == 200
         assert prod_client.post(URL, json=payload(COMPLETED, "m-4", data={}), headers=AUTH).status_code == 400
         assert prod_client.post(URL, json=payload(COMPLETED, "m-5")).status_code == 401
@@ -69,15 +76,20 @@ class TestMetrics:
         assert value(m, "image_webhook_images_total", model="gemini-2.0-flash-exp") == 2
         assert value(m, "image_webhook_image_bytes_total", model="gemini-2.0-flash-exp") == 2 * 2048576
         assert value(m, "image_webhook_generation_seconds_sum", model="gemini-2.0-flash-exp") == 25.0
-        assert value(m, "image_webhook_idempotence_entries") == (3 if backend == "memory" else 0)  # Redis counts its own
+        assert value(m, "image_webhook_idempotence_entries") == (
+            3 if backend == "memory" else 0
+        )  # Redis counts its own
 
     def test_a_flood_of_distinct_values_adds_no_series(self, client):
         """Distinct invalid statuses, job ids and headers never become label values."""
         client.post(URL, json={"job_id": "first", "status": "bogus-0"})
         before = set(samples(client))
         for i in range(200):
-            client.post(URL, json={"job_id": f"flood-{i}", "status": f"bogus-{i}"},
-                        headers={"X-Request-ID": f"r{i}", "User-Agent": f"agent-{i}"})
+            client.post(
+                URL,
+                json={"job_id": f"flood-{i}", "status": f"bogus-{i}"},
+                headers={"X-Request-ID": f"r{i}", "User-Agent": f"agent-{i}"},
+            )
         assert set(samples(client)) == before
 
     def test_model_names_are_capped(self, client):
@@ -86,8 +98,11 @@ class TestMetrics:
             body = payload(COMPLETED, f"model-{i}")
             body["data"]["metadata"]["model_name"] = f"model-{i}"
             client.post(URL, json=body)
-        models = {dict(labels)["model"] for (name, labels), _ in samples(client).items()
-                  if name == "image_webhook_images_total"}
+        models = {
+            dict(labels)["model"]
+            for (name, labels), _ in samples(client).items()
+            if name == "image_webhook_images_total"
+        }
         assert len(models) == 21 and "other" in models
 
     @pytest.mark.memory_only
@@ -145,7 +160,9 @@ def test_json_logs_are_one_object_per_line(json_server):
     lines = [line for line in json_server.settled_output().splitlines() if line.strip()]
     objects = [json.loads(line) for line in lines]  # fails on any line that is not JSON
     service = [o for o in objects if o["logger"] == "image_webhook"]
-    assert {"level", "event", "job_id", "status", "outcome", "processing_time_ms", "request_id", "message"} <= set(service[0])
+    assert {"level", "event", "job_id", "status", "outcome", "processing_time_ms", "request_id", "message"} <= set(
+        service[0]
+    )
     done = next(o for o in service if o["event"] == "processed")
     assert done["job_id"] == "json-1" and done["status"] == "completed" and done["request_id"] == "json-req"
     assert done["message"].startswith("⏱️ [Image Webhook] Traitement terminé en") and done["processing_time_ms"] > 0
@@ -160,16 +177,22 @@ def test_text_logs_keep_the_spec_lines(tmp_path):
     with GunicornServer(tmp_path, {"APP_ENV": "development"}) as server:
         server.post(payload(COMPLETED, "text-1"))
         output = server.settled_output()
-    for line in ("🎨 [Image Webhook] Réception d'un webhook de génération d'images...",
-                 "📦 [Image Webhook] Payload reçu: ", "✅ [Image Webhook] Génération réussie: ",
-                 "💾 [Image Webhook] Images générées: ", "⏱️ [Image Webhook] Traitement terminé en "):
+    for line in (
+        "🎨 [Image Webhook] Réception d'un webhook de génération d'images...",
+        "📦 [Image Webhook] Payload reçu: ",
+        "✅ [Image Webhook] Génération réussie: ",
+        "💾 [Image Webhook] Images générées: ",
+        "⏱️ [Image Webhook] Traitement terminé en ",
+    ):
         assert line in output
 
 
 def test_sigterm_lets_the_slow_request_finish(tmp_path):
     """SIGTERM during a slow request: it completes with 200, the worker says how many jobs it processed,
     and gunicorn exits 0."""
-    server = GunicornServer(tmp_path, {"APP_ENV": "development", "SLOW_JOB_SECONDS": "2"}, app="tests.slow_app:create()")
+    server = GunicornServer(
+        tmp_path, {"APP_ENV": "development", "SLOW_JOB_SECONDS": "2"}, app="tests.slow_app:create()"
+    )
     server.start()
     answers = []
     poster = threading.Thread(target=lambda: answers.append(server.post(payload(COMPLETED, "slow"), timeout=30)))

@@ -1,4 +1,5 @@
 """schemathesis, from the served OpenAPI document, against the real gunicorn in production mode."""
+
 import os
 import re
 import subprocess
@@ -20,11 +21,24 @@ def server(tmp_path_factory):
 
 
 def run_schemathesis(server, max_examples, *headers):
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    command = [SCHEMATHESIS, "run", f"{server.url}/openapi.json", "--checks", "all",
-               "--max-examples", str(max_examples), "--request-timeout", "10", 
-               "--suppress-health-check", "too_slow"]
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    command = [
+        SCHEMATHESIS,
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--request-timeout",
+        "10",
+        "--suppress-health-check",
+        "too_slow",
+    ]
     for header in headers:
         command += ["--header", header]
     # run in the server's directory: schemathesis keeps a cache in its working directory

@@ -1,11 +1,11 @@
 """The idempotence store, driven through its injectable clock (no sleeping)."""
+
 import logging
 import threading
 import time
 
 import pytest
 
-from tests.payloads import FakeClock
 from image_webhook.idempotence.memory import CleanupThread, MemoryStore
 
 

@@ -1,4 +1,5 @@
 """Idempotence: which terminal notifications (and signed messages) were already handled in the window."""
+
 from __future__ import annotations
 
 import contextlib

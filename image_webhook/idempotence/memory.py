@@ -1,4 +1,5 @@
 """The memory store: a dict of claims in this process, bounded, expired by a cleanup thread."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,15 @@ class MemoryStore:
     claim's token: two claims of one key cannot share a time, the second would fall in the window.
     """
 
-    def __init__(self, *, window: float, max_entries: int, clock: Callable[[], float] = time.monotonic,
-                 batch: int = 1000, on_evict: Callable[[int], object] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        window: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        batch: int = 1000,
+        on_evict: Callable[[int], object] | None = None,
+    ) -> None:
         self.window = window
         self.max_entries = max_entries
         self.clock = clock
@@ -84,8 +92,12 @@ class MemoryStore:
             self.on_evict(count)
         if self._warned_at is None or now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
-            log.warning("⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oubliés avant la fin de la "
-                        "fenêtre depuis le démarrage", self.evicted, extra={"event": "eviction"})
+            log.warning(
+                "⚠️ [Image Webhook] IDEMPOTENCE_MAX_ENTRIES atteint: %d job(s) oubliés avant la fin de la "
+                "fenêtre depuis le démarrage",
+                self.evicted,
+                extra={"event": "eviction"},
+            )
 
     def _make_room(self, now: float) -> int:
         # expired entries go first; at the bound, the oldest live ones, a thousandth at a time
@@ -99,7 +111,7 @@ class MemoryStore:
 
     def _pop_front(self, cutoff: float, limit: int) -> int:
         """Delete up to `limit` oldest entries claimed at or before `cutoff`; the caller holds the lock."""
-        stale = []
+        stale: list[str] = []
         for key, claimed_at in self._entries.items():
             if claimed_at > cutoff or len(stale) == limit:
                 break
@@ -112,8 +124,9 @@ class MemoryStore:
 class CleanupThread(threading.Thread):
     """Calls `remove_expired()` on each store every `interval` seconds until `stop()`; survives failures."""
 
-    def __init__(self, stores: Iterable[MemoryStore], interval: float,
-                 on_run: Callable[[int], object] | None = None) -> None:
+    def __init__(
+        self, stores: Iterable[MemoryStore], interval: float, on_run: Callable[[int], object] | None = None
+    ) -> None:
         super().__init__(name="idempotence-cleanup", daemon=True)
         self.stores = tuple(stores)
         self.interval = interval
@@ -125,12 +138,18 @@ class CleanupThread(threading.Thread):
             try:
                 removed = sum(store.remove_expired() for store in self.stores)
             except Exception:
-                log.exception("❌ [Image Webhook] Échec du nettoyage des jobs traités", extra={"event": "cleanup_failed"})
+                log.exception(
+                    "❌ [Image Webhook] Échec du nettoyage des jobs traités", extra={"event": "cleanup_failed"}
+                )
                 continue
             if self.on_run:
                 self.on_run(removed)
-            log.debug("ℹ️ [Image Webhook] Nettoyage: %d entrée(s) expirée(s) retirée(s), %d suivie(s)", removed,
-                      sum(len(store) for store in self.stores), extra={"event": "cleanup"})
+            log.debug(
+                "ℹ️ [Image Webhook] Nettoyage: %d entrée(s) expirée(s) retirée(s), %d suivie(s)",
+                removed,
+                sum(len(store) for store in self.stores),
+                extra={"event": "cleanup"},
+            )
 
     def stop(self, timeout: float = 5) -> None:
         """Ask the thread to end and wait for it."""
