@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Posts the spec's sample payloads to a running service and prints each status and JSON answer.
+# Posts the spec's sample payloads to a running service and prints each status and JSON answer;
+# exits 0 when every answer is the expected one, 1 naming those that were not.
 # Usage: make run (in another terminal), then make curl-demo [URL=http://127.0.0.1:3000]
 set -u
 URL="${URL:-http://127.0.0.1:3000}"
@@ -29,8 +30,9 @@ key = base64.b64decode(sys.argv[1].removeprefix("whsec_"))
 print("v1," + base64.b64encode(hmac.new(key, sys.stdin.buffer.read(), hashlib.sha256).digest()).decode())' "$SIGNING"
 }
 
-post() {  # post TITLE BODY [extra curl args...]
-  local title="$1" body="$2"; shift 2
+FAILED=()
+post() {  # post EXPECTED TITLE BODY [extra curl args...]: EXPECTED is "status" or "status:text in the answer"
+  local expected="$1" title="$2" body="$3"; shift 3
   local auth=()
   [ -n "$SECRET" ] && auth=(-H "X-Webhook-Secret: $SECRET")
   if [ -n "$SIGNING" ]; then
@@ -43,6 +45,12 @@ post() {  # post TITLE BODY [extra curl args...]
   status="${out##*$'\n'}"
   echo "HTTP $status"
   printf '%s' "${out%$'\n'*}" | pretty
+  local want_status="${expected%%:*}" want_text=""
+  [ "$expected" != "$want_status" ] && want_text="${expected#*:}"
+  if [ "$status" != "$want_status" ] || [[ "${out%$'\n'*}" != *"$want_text"* ]]; then
+    echo "!! expected HTTP $want_status${want_text:+ with \"$want_text\"}"
+    FAILED+=("$title")
+  fi
   echo
 }
 
@@ -58,12 +66,22 @@ COMPLETED='{
   }
 }'
 
-post "1. completed (processed)" "$COMPLETED"
-post "2. the same job again (duplicate)" "$COMPLETED"
-post "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
-post "4. failed" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
-post "5. completed without images" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
-post "6. bad JSON" '{"job_id": "broken",'
-SECRET="wrong-secret" SIGNING="" post "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
-echo "(7 is a 401 whenever the service checks a WEBHOOK_SECRET; in development without one, any header passes.)"
-[ -n "$SIGNING" ] && echo "(requests 1-6 were signed with WEBHOOK_SIGNING_SECRET, Standard Webhooks style)"
+post "200:image(s) générée(s) avec succès" "1. completed (processed)" "$COMPLETED"
+post "200:Job déjà traité" "2. the same job again (duplicate)" "$COMPLETED"
+post "200:Statut intermédiaire reçu" "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
+post "200:Échec de la génération enregistré" "4. failed" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
+post "400:Données d'images manquantes" "5. completed without images" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
+post "400:JSON invalide" "6. bad JSON" '{"job_id": "broken",'
+# a wrong secret is a 401 whenever the service checks a WEBHOOK_SECRET (the one this script read from the
+# environment or .env); in development without one, any header passes
+WRONG_EXPECTED=200; [ -n "$SECRET" ] && WRONG_EXPECTED=401
+SECRET="wrong-secret" SIGNING="" post "$WRONG_EXPECTED" "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
+if [ -n "$SIGNING" ]; then
+  echo "(requests 1-6 were signed with WEBHOOK_SIGNING_SECRET, Standard Webhooks style)"
+fi
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf 'curl-demo: unexpected answer to: %s\n' "${FAILED[@]}" >&2
+  exit 1
+fi
+echo "curl-demo: every answer was the expected one."
