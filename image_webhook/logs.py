@@ -1,5 +1,6 @@
 """Logging: the spec's emoji lines (LOG_FORMAT=text) or one JSON object per line (json), on stderr,
 written in batches by one background thread; gunicorn's own lines follow the same format."""
+
 import atexit
 import collections
 import json
@@ -8,6 +9,7 @@ import sys
 import threading
 import time
 
+from flask.logging import default_handler
 from gunicorn import glogging
 
 from .context import current_request
@@ -15,7 +17,16 @@ from .context import current_request
 LOGGER = "image_webhook"  # the service's logger; every module logs through it
 FIELDS = ("event", "job_id", "status", "outcome", "processing_time_ms", "request_id")
 ACCESS_FIELDS = ("method", "path", "http_status", "remote")  # gunicorn's access lines
+# Every character str.splitlines() ends a line at, and its JSON escape written instead: a record stays one
+# line for any reader, and a logged value (an error message, a header) cannot forge another record.
+LINE_BREAKS = str.maketrans({char: json.dumps(char)[1:-1] for char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 _writer = None
+
+
+def one_line(text):
+    """`text` with its line breaks escaped; in a JSON document they can only be inside strings, where the
+    escapes read back as the same characters."""
+    return text if text.isprintable() else text.translate(LINE_BREAKS)  # isprintable(): the common case, fast
 
 
 class LazyJson:
@@ -42,7 +53,8 @@ class RequestContext(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """`2025-10-21 16:45:00,123 INFO [request id] <message>`, the date formatted once a second."""
+    """`2025-10-21 16:45:00,123 INFO [request id] <message>`, the date formatted once a second; a traceback
+    follows the message on the same line, its line breaks escaped like the message's."""
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s [%(request_id)s] %(message)s")
@@ -58,20 +70,28 @@ class TextFormatter(logging.Formatter):
     def format(self, record):
         if getattr(record, "request_id", None) is None:
             record.request_id = "-"
-        return super().format(record)
+        return one_line(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (the same emoji text) and the FIELDS."""
+    """One JSON object per line: time, level, logger, message (the same emoji text), the FIELDS and, for an
+    exception, its traceback in `exc_info`."""
 
     def format(self, record):
-        line = {"time": record.created, "level": record.levelname, "logger": record.name,
-                "message": record.getMessage()}
+        line = {
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         line.update((name, getattr(record, name, None)) for name in FIELDS)
         line.update((name, getattr(record, name)) for name in ACCESS_FIELDS if hasattr(record, name))
         if record.exc_info or getattr(record, "exc_text", None):
-            line["exception"] = record.exc_text or self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+            line["exc_info"] = record.exc_text or self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        # ensure_ascii=False keeps the French and the emoji readable, but leaves U+0085, U+2028, U+2029 raw
+        return one_line(json.dumps(line, ensure_ascii=False))
 
 
 class BatchWriter(logging.Handler):
@@ -86,7 +106,7 @@ class BatchWriter(logging.Handler):
         super().__init__()
         self.stream = stream
         self.interval = interval
-        self._pending = collections.deque()
+        self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self._wake = threading.Event()
         self._flushing = threading.Lock()
         self._stopping = False
@@ -162,6 +182,9 @@ def configure(level="INFO", log_format="text", stream=None):
         _writer.addFilter(RequestContext())
         atexit.register(_writer.close)
         logger.addHandler(_writer)
+    # Flask adds its multi-line plain-text handler if app.logger (this logger) is first used with no handler
+    # (its log_exception writes the traceback of an unexpected exception): the writer is that handler.
+    logger.removeHandler(default_handler)
     _writer.setFormatter(formatter(log_format))
     logger.setLevel(level)
     return logger
@@ -178,20 +201,52 @@ def flush():
         _writer.flush()
 
 
-class GunicornJsonLogger(glogging.Logger):
-    """gunicorn's logger with LOG_FORMAT=json: its own messages and the access log as JSON lines."""
+class OneLineFormatter(logging.Formatter):
+    """Another formatter's output with its line breaks escaped: gunicorn's text lines, tracebacks included."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record):
+        return one_line(self.inner.format(record))
+
+
+class GunicornTextLogger(glogging.Logger):
+    """gunicorn's logger with LOG_FORMAT=text: its usual lines, each record on one line (a traceback too)."""
 
     def setup(self, cfg):
         super().setup(cfg)
         for handler in self.error_log.handlers + self.access_log.handlers:
-            handler.setFormatter(JsonFormatter())
+            handler.setFormatter(self.line_formatter(handler.formatter or logging.Formatter()))
+
+    def line_formatter(self, current):
+        return OneLineFormatter(current)
+
+
+class GunicornJsonLogger(GunicornTextLogger):
+    """gunicorn's logger with LOG_FORMAT=json: its own messages and the access log as JSON lines."""
+
+    def line_formatter(self, current):
+        return JsonFormatter()
 
     def access(self, resp, req, environ, request_time):
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
             return
         atoms = self.atoms(resp, req, environ, request_time)
-        self.access_log.info("%s %s %s", atoms["m"], atoms["U"], atoms["s"], extra={
-            "event": "access", "status": None, "method": atoms["m"], "path": atoms["U"],
-            "http_status": resp.status_code, "request_id": dict(resp.headers).get("X-Request-ID"),
-            "processing_time_ms": round(request_time.total_seconds() * 1000, 3), "remote": atoms["h"],
-        })
+        self.access_log.info(
+            "%s %s %s",
+            atoms["m"],
+            atoms["U"],
+            atoms["s"],
+            extra={
+                "event": "access",
+                "status": None,
+                "method": atoms["m"],
+                "path": atoms["U"],
+                "http_status": resp.status_code,
+                "request_id": dict(resp.headers).get("X-Request-ID"),
+                "processing_time_ms": round(request_time.total_seconds() * 1000, 3),
+                "remote": atoms["h"],
+            },
+        )
