@@ -3,6 +3,7 @@
 Every credential a request presents must be valid; production also requires one accepted by the
 mode (WEBHOOK_AUTH: secret, signature or any). Comparisons are constant-time; nothing is logged.
 """
+
 import hmac
 
 from standardwebhooks import Webhook
@@ -10,6 +11,8 @@ from werkzeug.exceptions import Unauthorized
 
 SECRET_HEADER = "X-Webhook-Secret"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+# the same headers under the names Svix's client libraries send: svix-id, svix-timestamp, svix-signature
+SVIX_HEADERS = tuple(name.replace("webhook-", "svix-") for name in SIGNATURE_HEADERS)
 MAX_MESSAGE_ID = 256
 
 
@@ -18,6 +21,20 @@ def matches_any(provided, secrets):
     provided = provided.encode("latin-1")  # WSGI header values are latin-1 strings
     results = [hmac.compare_digest(provided, secret.encode("utf-8")) for secret in secrets]
     return any(results)
+
+
+def signature_headers(headers):
+    """The request's signature headers under their webhook-* names, read from the webhook-* or the svix-*
+    set; {} if it sends neither. Raise 401 if it sends both and they differ (a mixed set included)."""
+    standard = {name: value for name in SIGNATURE_HEADERS if (value := headers.get(name)) is not None}
+    svix = {
+        name: value
+        for name, alias in zip(SIGNATURE_HEADERS, SVIX_HEADERS, strict=True)
+        if (value := headers.get(alias)) is not None
+    }
+    if standard and svix and standard != svix:
+        raise Unauthorized("webhook-* and svix-* headers differ")
+    return standard or svix
 
 
 class Authenticator:
@@ -35,17 +52,18 @@ class Authenticator:
         secret_ok = provided is not None and bool(self.secrets) and matches_any(provided, self.secrets)
         if provided is not None and self.secrets and not secret_ok:
             raise Unauthorized("wrong secret")
-        signed = self.verifiers and any(headers.get(name) is not None for name in SIGNATURE_HEADERS)
+        signed = bool(self.verifiers) and bool(signature_headers(headers))
         if self.required and not (secret_ok or signed):
             raise Unauthorized("no accepted credential")
-        return bool(signed)
+        return signed
 
     def verify_signature(self, headers, body):
-        """Return the verified `webhook-id`, or raise 401: any malformed, stale or wrong signature."""
-        message_id = headers.get("webhook-id", "")
+        """Return the verified message id (webhook-id or svix-id), or raise 401: any malformed, stale or
+        wrong signature."""
+        signed = {name: "" for name in SIGNATURE_HEADERS} | signature_headers(headers)
+        message_id = signed["webhook-id"]
         if not 0 < len(message_id) <= MAX_MESSAGE_ID:
             raise Unauthorized("bad webhook-id")
-        signed = {name: headers.get(name, "") for name in SIGNATURE_HEADERS}
         for verifier in self.verifiers:
             try:
                 verifier.verify(body, signed, json_parse=False)

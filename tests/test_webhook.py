@@ -295,48 +295,21 @@ def test_other_methods_are_json_405_with_allow(client, method):
 
 
 class TestAuthentication:
-    def test_production_requires_the_header(self, prod_client):
-        """In production a request without X-Webhook-Secret is a 401 Unauthorized."""
-        response = prod_client.post(URL, json=COMPLETED)
-        assert response.status_code == 401
-        assert response.get_json() == {"error": "Unauthorized"}
+    """What authentication does to the request; which credential passes where is AUTH_TABLE, in
+    tests/test_signatures.py (the Flask client) and tests/test_gunicorn.py (gunicorn)."""
 
-    @pytest.mark.parametrize("secret", ["wrong", "", SECRET[:-1], SECRET + "x", SECRET.upper(), "é" * 10])
-    def test_production_rejects_a_wrong_secret(self, prod_client, secret):
-        """In production a secret that differs in any way is a 401."""
-        response = prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": secret})
-        assert response.status_code == 401
-        assert response.get_json() == {"error": "Unauthorized"}
-
-    def test_production_accepts_the_secret(self, prod_client):
-        """In production the right secret is processed."""
-        response = prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": SECRET})
-        assert response.status_code == 200
-
-    def test_unauthorized_before_the_body_is_parsed(self, prod_client):
-        """Authentication comes first: a bad body with a wrong secret is a 401, not a 400 or 415."""
-        assert prod_client.post(URL, data=b"{", content_type="application/json").status_code == 401
-        assert prod_client.post(URL, data=b"x", content_type="text/plain").status_code == 401
+    @pytest.mark.parametrize("headers", [{}, {"X-Webhook-Secret": "wrong"}])
+    def test_unauthorized_before_the_body_is_parsed(self, prod_client, headers):
+        """Authentication comes first: a bad body without the right secret is a 401, not a 400 or 415."""
+        for data, content_type in ((b"{", "application/json"), (b"x", "text/plain")):
+            response = prod_client.post(URL, data=data, content_type=content_type, headers=headers)
+            assert response.status_code == 401 and response.get_json() == {"error": "Unauthorized"}
 
     def test_unauthorized_is_not_marked(self, prod_client):
         """A rejected request leaves the job to be processed by the authenticated retry."""
         prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": "wrong"})
         response = prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": SECRET})
         assert response.get_json()["images_count"] == 1
-
-    def test_development_without_the_header(self, make_app):
-        """In development the header is optional, even with a secret configured."""
-        client = make_app(WEBHOOK_SECRET=SECRET).test_client()
-        assert client.post(URL, json=COMPLETED).status_code == 200
-
-    def test_development_with_a_wrong_header(self, make_app):
-        """In development a header that is sent must still match the configured secret."""
-        client = make_app(WEBHOOK_SECRET=SECRET).test_client()
-        assert client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": "wrong"}).status_code == 401
-
-    def test_development_without_a_configured_secret_ignores_the_header(self, client):
-        """In development with no secret configured, whatever header is sent passes."""
-        assert client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": "anything"}).status_code == 200
 
 
 class TestProcessingFailure:
@@ -374,23 +347,39 @@ class TestLogs:
     def test_completed_logs_the_spec_lines_in_order(self, client, logs):
         """A completed job logs 🎨, 📦, ✅, one 💾 per image, then ⏱️."""
         body = payload(COMPLETED)
-        body["data"]["images"].append({"url": "http://localhost:9006/b.png", "format": "PNG",
-                                       "dimensions": "512x512", "size_bytes": 1024})
+        body["data"]["images"].append(
+            {"url": "http://localhost:9006/b.png", "format": "PNG", "dimensions": "512x512", "size_bytes": 1024}
+        )
         client.post(URL, json=body)
         lines = [r.getMessage() for r in logs.records if "[Image Webhook]" in r.getMessage()]
-        prefixes = ["🎨 [Image Webhook] Réception d'un webhook de génération d'images...",
-                    "📦 [Image Webhook] Payload reçu: ", "✅ [Image Webhook] Génération réussie: ",
-                    "💾 [Image Webhook] Images générées: ", "💾 [Image Webhook] Images générées: ",
-                    "⏱️ [Image Webhook] Traitement terminé en "]
+        prefixes = [
+            "🎨 [Image Webhook] Réception d'un webhook de génération d'images...",
+            "📦 [Image Webhook] Payload reçu: ",
+            "✅ [Image Webhook] Génération réussie: ",
+            "💾 [Image Webhook] Images générées: ",
+            "💾 [Image Webhook] Images générées: ",
+            "⏱️ [Image Webhook] Traitement terminé en ",
+        ]
         assert len(lines) == len(prefixes)
-        for line, prefix in zip(lines, prefixes):
+        for line, prefix in zip(lines, prefixes, strict=True):
             assert line.startswith(prefix)
         assert json.loads(lines[1].split(": ", 1)[1]) == {
-            "job_id": COMPLETED["job_id"], "status": "completed", "has_data": True, "images_count": 2}
+            "job_id": COMPLETED["job_id"],
+            "status": "completed",
+            "has_data": True,
+            "images_count": 2,
+        }
         assert json.loads(lines[2].split(": ", 1)[1]) == {
-            "images_count": 2, "model": "gemini-2.0-flash-exp", "generation_time": 12.5}
+            "images_count": 2,
+            "model": "gemini-2.0-flash-exp",
+            "generation_time": 12.5,
+        }
         assert json.loads(lines[4].split(": ", 1)[1]) == {
-            "url": "http://localhost:9006/b.png", "format": "PNG", "dimensions": "512x512", "size_kb": 1.0}
+            "url": "http://localhost:9006/b.png",
+            "format": "PNG",
+            "dimensions": "512x512",
+            "size_kb": 1.0,
+        }
         assert lines[5].endswith("ms")
 
     def test_duplicate_and_rejection_are_warnings(self, prod_client, logs):
@@ -399,16 +388,35 @@ class TestLogs:
         prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": SECRET})
         prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": "wrong"})
         warnings = [r.getMessage() for r in logs.records if r.getMessage().startswith("⚠️")]
+        assert all(r.levelname == "WARNING" for r in logs.records if r.getMessage().startswith("⚠️"))
         assert any("Job déjà traité" in w for w in warnings)
         assert any("401" in w for w in warnings)
 
     def test_the_secret_never_appears_in_the_logs(self, prod_client, logs):
-        """Neither the configured secret nor a wrong one that was sent is ever logged."""
-        prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": SECRET})
-        prod_client.post(URL, json=COMPLETED, headers={"X-Webhook-Secret": "sent-wrong-secret"})
-        prod_client.post(URL, data=b"{", content_type="application/json", headers={"X-Webhook-Secret": SECRET})
-        text = logs.text
-        assert logs.records and SECRET not in text and "sent-wrong-secret" not in text
+        """The three requests are logged (🎨, then ⏱️, the 401 or the 400), and neither the configured secret nor
+        a wrong one that was sent appears in what is written, in either format."""
+        from tests.test_logs import logged, written
+
+        sent = [
+            ("secret-ok", {"json": COMPLETED, "headers": {"X-Webhook-Secret": SECRET}}),
+            ("secret-wrong", {"json": COMPLETED, "headers": {"X-Webhook-Secret": "sent-wrong-secret"}}),
+            (
+                "secret-bad-body",
+                {"data": b"{", "content_type": "application/json", "headers": {"X-Webhook-Secret": SECRET}},
+            ),
+        ]
+        for request_id, request in sent:
+            prod_client.post(URL, **{**request, "headers": {**request["headers"], "X-Request-ID": request_id}})
+        for request_id, last in (
+            ("secret-ok", "⏱️ [Image Webhook] Traitement terminé"),
+            ("secret-wrong", "⚠️ [Image Webhook] Requête refusée: 401"),
+            ("secret-bad-body", "⚠️ [Image Webhook] Requête refusée: 400"),
+        ):
+            assert logged(logs.records, request_id, "🎨 [Image Webhook] Réception") == 1
+            assert logged(logs.records, request_id, last) == 1
+        text = written(logs.records)
+        assert all(request_id in text for request_id, _ in sent)
+        assert SECRET not in text and "sent-wrong-secret" not in text
 
 
 @pytest.mark.parametrize("path, allowed", [(URL, {"POST", "OPTIONS"}), ("/healthz", {"GET", "HEAD", "OPTIONS"})])
