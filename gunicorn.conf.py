@@ -4,6 +4,7 @@ import os
 import sys
 
 from image_webhook.config import ConfigError, load_settings
+from image_webhook.worker import with_header_timeout
 
 # Fail in the master, once, with a message naming the variable: a worker that cannot boot
 # would otherwise be respawned, or stop gunicorn with a traceback.
@@ -15,8 +16,8 @@ except ConfigError as exc:
 # The application: app.py, next to this file, wherever gunicorn is started from.
 pythonpath = os.path.dirname(os.path.abspath(__file__))
 wsgi_app = "app:create_app()"
-# No preload: create_app() runs in the worker, after the fork, so the idempotence store and its
-# cleanup thread live in the process that serves the requests.
+# No preload: create_app() runs in the worker, after the fork, so the stores, the database's
+# connections and the threads live in the process that serves the requests, never inherited.
 preload_app = False
 
 # Server socket: the spec's backend posts to port 3000. Development listens on loopback only;
@@ -24,9 +25,9 @@ preload_app = False
 _host = "127.0.0.1" if settings["APP_ENV"] == "development" else "0.0.0.0"
 bind = [f"{_host}:{settings['PORT']}"]
 
-# Worker processes follow the idempotence store. The memory store is a dict inside the process: a
-# second worker would have its own dict and process the same job again, so it runs ONE worker
-# (config.py refuses more). Redis is shared by every worker and machine: 2 x cores + 1 by default,
+# Worker processes follow what decides "exactly once". A database (the default) or Redis decide for
+# every worker and machine: 2 x cores + 1 workers by default. Without either (DATABASE_URL empty, the
+# memory store) the decision is a dict inside the process: ONE worker (config.py refuses more).
 # WEB_CONCURRENCY overrides.
 workers = settings["WEB_CONCURRENCY"]
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -34,10 +35,11 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-webhook-metrics-")
-# gthread with 4 threads, chosen by measurement (`make bench-workers`, BENCHMARKS.md): sync was not
-# faster and one slow client stalls a sync worker; 2 and 4 threads are within noise, and 4 keep
-# serving while a slow client holds one thread (for BODY_TIMEOUT at most: the app cuts it off).
-worker_class = "gthread"
+# gthread with 4 threads, chosen by measurement (`make bench-workers`, BENCHMARKS.md), in a subclass
+# that reads each request's head in its event loop: a silent or slow client costs a connection, not a
+# thread, and is answered 408 after HEADER_TIMEOUT. The same worker answers gunicorn's own errors in
+# JSON. A body has BODY_TIMEOUT (the app cuts a slow one off).
+worker_class = with_header_timeout(settings["HEADER_TIMEOUT"])
 threads = 4
 
 # Timeouts: the backend gives up after 30 s, so nothing here may take longer. `timeout` is the
@@ -60,6 +62,21 @@ if settings["LOG_FORMAT"] == "json":
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).
 control_socket_disable = True
+
+
+def on_starting(server):
+    """In the master, once, before any worker forks: bring the database's schema up to date."""
+    if not settings["DATABASE_URL"]:
+        return
+    from image_webhook.db import migrate
+
+    try:
+        if settings["DB_MIGRATE_ON_START"]:
+            migrate.upgrade(settings["DATABASE_URL"])
+        elif pending := migrate.pending(settings["DATABASE_URL"]):
+            sys.exit(f"Base de données non migrée ({', '.join(pending)} en attente): lancez make migrate")
+    except Exception as exc:  # any failure stops the start, named, without a traceback
+        sys.exit(f"Migration impossible ({type(exc).__name__}): vérifiez DATABASE_URL et que la base répond")
 
 
 def child_exit(server, worker):

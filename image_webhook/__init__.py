@@ -5,17 +5,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, Response, request
 
 from .config import load_settings, weak_secret_warnings
 from .context import EXTENSION, RequestIds, Service, begin_request, current_request, end_request
-
-if TYPE_CHECKING:
-    from .idempotence import IdempotenceStore
-    from .idempotence.memory import CleanupThread
-    from .metrics import Metrics
 
 __all__ = ["create_app", "shutdown"]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
@@ -45,6 +40,8 @@ def create_app(
     from . import errors, logs, ops, processing, webhook
     from .auth import Authenticator
     from .body import BodyDeadlines
+    from .db import open_database
+    from .idempotence import make_cleanup, make_stores
     from .metrics import Metrics
     from .openapi import bundled_document
     from .validation import PayloadValidator
@@ -59,7 +56,9 @@ def create_app(
         log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
 
     metrics = Metrics()
-    jobs, messages, cleanup = make_stores(settings, metrics, clock)
+    jobs, messages = make_stores(settings, metrics, clock)
+    db = open_database(settings["DATABASE_URL"], timeout=settings["DB_TIMEOUT"]) if settings["DATABASE_URL"] else None
+    cleanup = make_cleanup(settings, metrics, (jobs, messages), db)
     validator = PayloadValidator()
     app.extensions[EXTENSION] = hook = Service(
         auth=Authenticator(
@@ -76,7 +75,10 @@ def create_app(
         metrics=metrics,
         on_job=job_handler or processing.ignore_job,
         openapi=bundled_document(schemas=validator.schemas),
+        db=db,
     )
+    if db is not None:
+        db.writer.on_commit, db.writer.on_error = metrics.committed, metrics.database_errors.inc
     errors.register(app)
     request_ids = RequestIds()
     app.before_request(lambda: _begin(request_ids))
@@ -89,50 +91,14 @@ def create_app(
         cleanup.start()
     hook.deadlines.start()
     log.info(
-        "ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss",
+        "ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss, base de données %s",
         settings["APP_ENV"],
         settings["WEBHOOK_AUTH"],
         settings["IDEMPOTENCE_WINDOW"],
+        db.dialect if db is not None else "aucune",
         extra={"event": "ready"},
     )
     return app
-
-
-def make_stores(
-    settings: Mapping[str, Any], metrics: Metrics, clock: Callable[[], float]
-) -> tuple[IdempotenceStore, IdempotenceStore, CleanupThread | None]:
-    """The job and message stores IDEMPOTENCE_BACKEND names, and the memory stores' cleanup thread."""
-    from .idempotence.memory import CleanupThread, MemoryStore
-    from .idempotence.redis import RedisStore
-    from .metrics import multiprocess_mode
-
-    if settings["IDEMPOTENCE_BACKEND"] == "redis":
-
-        def redis_store(namespace: str) -> RedisStore:
-            return RedisStore(
-                url=settings["REDIS_URL"],
-                prefix=settings["IDEMPOTENCE_KEY_PREFIX"] + namespace,
-                window=settings["IDEMPOTENCE_WINDOW"],
-                timeout=settings["REDIS_TIMEOUT"],
-            )
-
-        return redis_store("job:"), redis_store("message:"), None
-
-    def memory_store() -> MemoryStore:
-        return MemoryStore(
-            window=settings["IDEMPOTENCE_WINDOW"],
-            max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
-            on_evict=metrics.evictions.inc,
-            clock=clock,
-        )
-
-    jobs, messages = memory_store(), memory_store()
-    if not multiprocess_mode():
-        metrics.entries.set_function(lambda: len(jobs) + len(messages))
-    cleanup = CleanupThread(
-        (jobs, messages), settings["CLEANUP_INTERVAL"], on_run=lambda removed: metrics.cleanup_ran(removed, time.time())
-    )
-    return jobs, messages, cleanup
 
 
 def _begin(request_ids: RequestIds) -> None:

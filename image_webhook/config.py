@@ -22,6 +22,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 # the spec's example secret is public: it cannot protect a production service
 PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
+# Flask's instance folder of the package: the default SQLite database lives there (git-ignored)
+INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE / 'jobs.sqlite3'}"
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 def _choice(options):
@@ -53,6 +57,20 @@ def _number(minimum, *, integer):
 
 def _text(name, value):
     return str(value).strip() or None
+
+
+def _flag(name, value):
+    text = str(value).strip().lower()
+    if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), not {value!r}")
+    return text in ("1", "true", "yes", "on")
+
+
+def _database_url(name, value):
+    url = str(value).strip()
+    if url and not url.startswith(DATABASE_SCHEMES):
+        raise ConfigError(f"{name} must start with sqlite:/// or postgresql://, or be empty (no database)")
+    return url
 
 
 def _secrets(name, value):
@@ -94,6 +112,11 @@ SETTINGS = {
     "IDEMPOTENCE_KEY_PREFIX": ("image-webhook:", _text),
     "REDIS_TIMEOUT": (2, _number(0.001, integer=False)),
     "WEB_CONCURRENCY": (None, _number(1, integer=True)),
+    "DATABASE_URL": (DEFAULT_DATABASE_URL, _database_url),  # empty: no database (the stateless mode)
+    "DB_MIGRATE_ON_START": (True, _flag),
+    "DB_TIMEOUT": (5, _number(0.001, integer=False)),
+    "DELIVERY_RETENTION_DAYS": (7, _number(0.001, integer=False)),
+    "JOB_RETENTION_DAYS": (90, _number(0.001, integer=False)),
 }
 
 
@@ -113,6 +136,8 @@ def load_settings(config=None, environ=None):
     raw = {name: environ[name] for name in SETTINGS if environ.get(name, "").strip()}
     if "APP_ENV" not in raw and environ.get("NODE_ENV", "").strip():
         raw["APP_ENV"] = environ["NODE_ENV"]  # keeps the spec's existing .env working
+    if "DATABASE_URL" in environ and not str(environ["DATABASE_URL"]).strip():
+        raw["DATABASE_URL"] = ""  # set and empty: the stateless mode, not the default database
     raw.update(config or {})
     settings: dict[str, Any] = {}
     for name, (default, parse) in SETTINGS.items():
@@ -130,19 +155,19 @@ def load_settings(config=None, environ=None):
 
 
 def _check_store(settings):
-    """Pick the store (REDIS_URL selects Redis) and the number of workers it allows."""
+    """Pick the store (REDIS_URL selects Redis) and the number of workers it allows: several with a
+    database or Redis (each decides once for every worker), one with the memory store alone."""
     if settings["IDEMPOTENCE_BACKEND"] is None:
         settings["IDEMPOTENCE_BACKEND"] = "redis" if settings["REDIS_URL"] else "memory"
     if settings["IDEMPOTENCE_BACKEND"] == "redis":
         settings["REDIS_URL"] = settings["REDIS_URL"] or "redis://127.0.0.1:6379/0"
-        if settings["WEB_CONCURRENCY"] is None:
-            settings["WEB_CONCURRENCY"] = 2 * (os.cpu_count() or 1) + 1
-    elif settings["WEB_CONCURRENCY"] is None:
-        settings["WEB_CONCURRENCY"] = 1
-    elif settings["WEB_CONCURRENCY"] > 1:
+    shared = settings["IDEMPOTENCE_BACKEND"] == "redis" or bool(settings["DATABASE_URL"])
+    if settings["WEB_CONCURRENCY"] is None:
+        settings["WEB_CONCURRENCY"] = 2 * (os.cpu_count() or 1) + 1 if shared else 1
+    elif settings["WEB_CONCURRENCY"] > 1 and not shared:
         raise ConfigError(
-            f"WEB_CONCURRENCY={settings['WEB_CONCURRENCY']} needs IDEMPOTENCE_BACKEND=redis: each "
-            "worker would have its own memory store and process the same job again"
+            f"WEB_CONCURRENCY={settings['WEB_CONCURRENCY']} needs a DATABASE_URL or IDEMPOTENCE_BACKEND=redis: "
+            "each worker would have its own memory store and process the same job again"
         )
 
 

@@ -16,6 +16,8 @@ from flask import current_app
 if TYPE_CHECKING:
     from .auth import Authenticator
     from .body import BodyDeadlines
+    from .db import Database
+    from .db.deliveries import Delivery
     from .idempotence import IdempotenceStore
     from .idempotence.memory import CleanupThread
     from .metrics import Metrics
@@ -37,6 +39,7 @@ class Service:
     metrics: Metrics
     on_job: Callable[[dict[str, Any]], object]
     openapi: dict[str, Any]
+    db: Database | None = None  # None: the stateless mode (DATABASE_URL empty)
     processed_jobs: int = 0  # in this process's life, for the shutdown line
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -48,6 +51,8 @@ class Service:
         """Why the service cannot do its work, or None."""
         if self.cleanup is not None and not self.cleanup.is_alive():
             return "le nettoyage des jobs traités ne tourne pas"
+        if self.db is not None and (reason := self.db.not_ready()):
+            return reason
         return self.jobs.not_ready()
 
     def stop(self) -> None:
@@ -55,6 +60,8 @@ class Service:
         if self.cleanup is not None:
             self.cleanup.stop()
         self.deadlines.stop()
+        if self.db is not None:
+            self.db.close()  # commits what is queued
 
 
 def service() -> Service:
@@ -71,6 +78,8 @@ class RequestState:
     status: str | None = None  # a known notification status, else None
     job_id: str | None = None  # once the payload is valid
     outcome: str | None = None  # what the webhook did: set by the view and the error handlers
+    delivery: Delivery | None = None  # an authenticated delivery, recorded with a database
+    recorded: bool = False  # its delivery is already written (with the job's record, or as a duplicate)
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the request started, rounded to the microsecond."""

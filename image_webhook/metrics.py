@@ -26,6 +26,7 @@ OUTCOMES = frozenset(
         "processed",
         "duplicate",
         "intermediate",
+        "stale",
         "unauthorized",
         "invalid_json",
         "invalid_payload",
@@ -42,6 +43,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 # sub-millisecond work: the service's own processing time, in seconds
 PROCESSING_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5)
 GENERATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
 
 def multiprocess_mode():
@@ -94,6 +96,18 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.commit = Histogram(
+            "image_webhook_database_commit_seconds",
+            "Duration of a group commit (every write queued meanwhile, one transaction)",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.writes = Counter("image_webhook_database_writes", "Writes committed to the database", registry=r)
+        self.database_errors = Counter(
+            "image_webhook_database_errors",
+            "Writes lost to a database that did not answer (unreachable, locked past its timeout, full)",
+            registry=r,
+        )
         self._models = set()
         self._models_lock = threading.Lock()
         self._children = {}  # (metric name, label values) -> child: labels() validates and locks each call
@@ -135,6 +149,17 @@ class Metrics:
                 self._models.add(name)
                 return name
         return "other"
+
+    def count_entries(self, entries):
+        """The entries gauge reads `entries()` at each scrape (one process only: the files of the
+        multiprocess mode cannot call a function)."""
+        if not multiprocess_mode():
+            self.entries.set_function(entries)
+
+    def committed(self, writes, seconds):
+        """A group commit: its duration, and how many writes it held."""
+        self.commit.observe(seconds)
+        self.writes.inc(writes)
 
     def cleanup_ran(self, removed, at):
         self.expired.inc(removed)

@@ -1,13 +1,17 @@
-"""What receiving a notification means: the spec's log lines, the answer, and the job handler."""
+"""What receiving a notification means: the spec's log lines and the answers' bodies."""
+
+from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .logs import LOGGER, LazyJson
 
 log = logging.getLogger(LOGGER)
+DUPLICATE = {"success": True, "message": "Job déjà traité"}
 
 
-def log_payload(payload):
+def log_payload(payload: dict[str, Any]) -> None:
     """📦: the summary of a valid payload."""
     if log.isEnabledFor(logging.INFO):
         data = payload.get("data")
@@ -21,8 +25,8 @@ def log_payload(payload):
         log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary), extra={"event": "payload"})
 
 
-def acknowledge_progress(payload, *, late):
-    """ℹ️: an intermediate status is acknowledged, never processed; `late` if its job already ended."""
+def progress_answer(payload: dict[str, Any], *, late: bool) -> dict[str, Any]:
+    """ℹ️: an intermediate status is acknowledged; `late` when its job is already further on (it changes nothing)."""
     job_id, status = payload["job_id"], payload["status"]
     if late:
         log.info(
@@ -42,8 +46,22 @@ def acknowledge_progress(payload, *, late):
     return {"success": True, "message": f"Statut intermédiaire reçu: {status}", "job_id": job_id, "status": status}
 
 
-def process_terminal(payload, on_job):
-    """Process a completed or failed job (logs, then `on_job(payload)`); return the answer's body."""
+def terminal_answer(payload: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a processed completed or failed notification (processing_time_ms is added by the view)."""
+    job_id = payload["job_id"]
+    if payload["status"] == "failed":
+        return {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
+    count = len(payload["data"]["images"])
+    return {
+        "success": True,
+        "message": f"{count} image(s) générée(s) avec succès",
+        "job_id": job_id,
+        "images_count": count,
+    }
+
+
+def log_terminal(payload: dict[str, Any]) -> None:
+    """❌ for a failed job with its error; ✅ then one 💾 per image for a completed one."""
     job_id = payload["job_id"]
     if payload["status"] == "failed":
         error_message = payload.get("error_message") or payload.get("message") or "inconnue"
@@ -52,36 +70,27 @@ def process_terminal(payload, on_job):
             LazyJson({"job_id": job_id, "error_message": error_message}),
             extra={"event": "job_failed"},
         )
-        on_job(payload)
-        return {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
+        return
+    if not log.isEnabledFor(logging.INFO):
+        return
     images = payload["data"]["images"]
-    if log.isEnabledFor(logging.INFO):
-        metadata = payload["data"].get("metadata") or {}
-        log.info(
-            "✅ [Image Webhook] Génération réussie: %s",
-            LazyJson(
-                {
-                    "images_count": len(images),
-                    "model": metadata.get("model_name"),
-                    "generation_time": metadata.get("generation_time_seconds"),
-                }
-            ),
-            extra={"event": "job_completed"},
-        )
-        for image in images:
-            log.info(
-                "💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"}
-            )
-    on_job(payload)
-    return {
-        "success": True,
-        "message": f"{len(images)} image(s) générée(s) avec succès",
-        "job_id": job_id,
-        "images_count": len(images),
-    }
+    metadata = payload["data"].get("metadata") or {}
+    log.info(
+        "✅ [Image Webhook] Génération réussie: %s",
+        LazyJson(
+            {
+                "images_count": len(images),
+                "model": metadata.get("model_name"),
+                "generation_time": metadata.get("generation_time_seconds"),
+            }
+        ),
+        extra={"event": "job_completed"},
+    )
+    for image in images:
+        log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"})
 
 
-def _image_summary(image):
+def _image_summary(image: dict[str, Any]) -> dict[str, Any]:
     size = image.get("size_bytes")
     return {
         "url": image["url"],
@@ -91,5 +100,5 @@ def _image_summary(image):
     }
 
 
-def ignore_job(payload):
-    """The default job handler: the spec's service only logs (a database write would go here)."""
+def ignore_job(payload: dict[str, Any]) -> None:
+    """The default job handler: recording the job (in the database, when there is one) is the processing."""

@@ -2,14 +2,19 @@
 
 import logging
 import os
+import shutil
 import uuid
 
 import pytest
 
 from image_webhook import create_app, logs
 from image_webhook.context import EXTENSION
+from image_webhook.db import migrate
 from tests.payloads import SECRET, FakeClock
-from tests.servers import RedisServer, require
+from tests.servers import PostgresServer, RedisServer, require
+
+# where "exactly once" is decided: the stateless mode's memory or Redis store, or a database
+STATELESS, DATABASES = ("memory", "redis"), ("sqlite", "postgresql")
 
 # the tests read the service's records with caplog; its stderr lines would only clutter the output
 logs.configure(stream=open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (open for the whole session)
@@ -21,11 +26,19 @@ def clock():
 
 
 def pytest_generate_tests(metafunc):
-    """Every test built on `make_app` runs against both stores, unless marked memory_only (it moves
-    the memory store's clock, which Redis does not follow)."""
+    """Every test built on `make_app` runs in the stateless mode (memory and Redis stores) and on both
+    databases, unless marked: memory_only (it moves the memory store's clock, which neither Redis nor a
+    database follows), stateless (the specification's window), or database."""
     if "backend" in metafunc.fixturenames:
-        memory_only = metafunc.definition.get_closest_marker("memory_only")
-        metafunc.parametrize("backend", ["memory"] if memory_only else ["memory", "redis"], scope="function")
+        marker = metafunc.definition.get_closest_marker
+        backends = (
+            ("memory",)
+            if marker("memory_only")
+            else STATELESS
+            if marker("stateless")
+            else (DATABASES if marker("database") else STATELESS + DATABASES)
+        )
+        metafunc.parametrize("backend", backends, scope="function")
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +50,49 @@ def redis_url(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL for the session, with a migrated template database (skipped with a how-to
+    without PostgreSQL, failed in CI)."""
+    require("postgres")
+    server = PostgresServer().start()
+    migrate.upgrade(server.create_database("migrated"))
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def store_config(backend, request):
-    if backend == "memory":
-        return {"IDEMPOTENCE_BACKEND": "memory"}
+def database_url(backend, request, tmp_path):
+    """A new, migrated database of the test's backend; empty in the stateless mode."""
+    if backend == "sqlite":
+        path = tmp_path / "jobs.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres").create_database(f"test_{uuid.uuid4().hex}", template="migrated")
+    return ""
+
+
+@pytest.fixture
+def store_config(backend, database_url, request):
+    if backend != "redis":
+        return {"IDEMPOTENCE_BACKEND": "memory", "DATABASE_URL": database_url}
     url = request.getfixturevalue("redis_url")
-    return {"IDEMPOTENCE_BACKEND": "redis", "REDIS_URL": url, "IDEMPOTENCE_KEY_PREFIX": f"test-{uuid.uuid4().hex}:"}
+    return {
+        "IDEMPOTENCE_BACKEND": "redis",
+        "REDIS_URL": url,
+        "IDEMPOTENCE_KEY_PREFIX": f"test-{uuid.uuid4().hex}:",
+        "DATABASE_URL": "",
+    }
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import requests
@@ -19,7 +21,10 @@ from image_webhook.config import SETTINGS
 ROOT = Path(__file__).resolve().parent.parent
 # variables of the service that must not leak from the developer's shell into a test server
 SERVICE_VARIABLES = (*SETTINGS, "NODE_ENV", "PROMETHEUS_MULTIPROC_DIR")
-INSTALL = {"redis-server": "apt-get install redis-server"}
+DEFAULT_WORKERS = 2 * (os.cpu_count() or 1) + 1  # gunicorn.conf.py's with a database (the default)
+INSTALL = {"redis-server": "apt-get install redis-server", "postgres": "apt-get install postgresql"}
+# Debian installs PostgreSQL's server programs out of PATH, by major version
+POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
 
 
 def free_port():
@@ -28,9 +33,16 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def which(program):
+    """The path of `program`, on PATH or among PostgreSQL's server programs."""
+    return shutil.which(program) or next(
+        (str(d / program) for d in reversed(POSTGRES_BIN) if (d / program).exists()), None
+    )
+
+
 def require(program):
     """Skip with a how-to where `program` is missing, but fail in CI, where .ci/run installs it."""
-    if shutil.which(program):
+    if which(program):
         return
     if os.environ.get("CI"):
         pytest.fail(f"{program} is missing in CI: .ci/run must install it")
@@ -44,6 +56,7 @@ class GunicornServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+        self.env["DATABASE_URL"] = f"sqlite:///{Path(cwd).resolve() / 'jobs.sqlite3'}"  # never the checkout's
         self.env.update(env or {})
         self.env["PYTHONPATH"] = str(ROOT)  # test apps such as tests.slow_app, in the child process only
         command = [
@@ -189,3 +202,75 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+class PostgresServer:
+    """A real PostgreSQL on a free loopback port with a data directory of its own (fsync off: tests only).
+    PostgreSQL refuses to run as root: as root, its programs run as the `postgres` user, in a directory
+    of their own (pytest's are private to root)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="image-webhook-postgres-"))
+        self.data = self.directory / "data"
+        self.process = None
+        self.user = "postgres" if os.geteuid() == 0 else None
+
+    def url(self, database="postgres"):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self):
+        if not self.data.exists():
+            if self.user:
+                shutil.chown(self.directory, self.user)
+            subprocess.run(
+                [which("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+                check=True,
+                capture_output=True,
+                user=self.user,
+            )
+        self.process = subprocess.Popen(
+            [
+                which("postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.directory),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            user=self.user,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(self.url(), connect_timeout=1).close()
+                return self
+            except psycopg.OperationalError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"postgres exited with {self.process.returncode}") from None
+                time.sleep(0.05)
+        raise RuntimeError("postgres did not start")
+
+    def create_database(self, name, template="template1"):
+        """A new database, copied from `template` (a migrated template makes each test's database cheap)."""
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self.url(name)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            self.process.wait(30)
+
+    def remove(self):
+        """Delete the data directory (after stop())."""
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -18,7 +18,8 @@ PATH = "/api/webhooks/image-completion"
 
 @pytest.fixture
 def server(tmp_path):
-    with GunicornServer(tmp_path, {"APP_ENV": "development", "BODY_TIMEOUT": "2"}) as server:
+    # one worker: "the worker survived" is then "gunicorn booted one worker, once"
+    with GunicornServer(tmp_path, {"APP_ENV": "development", "BODY_TIMEOUT": "2", "WEB_CONCURRENCY": "1"}) as server:
         yield server
 
 
@@ -112,7 +113,8 @@ def test_distinct_jobs_from_many_threads_are_each_processed_once(server):
 def test_duplicates_racing_the_cleanup_are_processed_once_per_window(tmp_path):
     """Duplicates posted while the cleanup keeps expiring entries: processed at most once per window."""
     window = 0.5
-    env = {"APP_ENV": "development", "IDEMPOTENCE_WINDOW": str(window), "CLEANUP_INTERVAL": "0.01"}
+    # the stateless mode: the specification's window (a database remembers a job for good)
+    env = {"APP_ENV": "development", "IDEMPOTENCE_WINDOW": str(window), "CLEANUP_INTERVAL": "0.01", "DATABASE_URL": ""}
     processed = []
     lock = threading.Lock()
     with GunicornServer(tmp_path, env) as server:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterator
-from typing import NamedTuple, Protocol
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from ..db import Database
+    from ..metrics import Metrics
+    from .memory import CleanupThread
 
 
 class Claim(NamedTuple):
@@ -45,3 +51,55 @@ def claimed(store: IdempotenceStore, key: str) -> Iterator[bool]:
         if claim.new:
             store.release(key, claim)
         raise
+
+
+def make_stores(
+    settings: Mapping[str, Any], metrics: Metrics, clock: Callable[[], float]
+) -> tuple[IdempotenceStore, IdempotenceStore]:
+    """The job and message stores IDEMPOTENCE_BACKEND names (Redis namespaces them `job:` and `message:`)."""
+    from .memory import MemoryStore
+    from .redis import RedisStore
+
+    if settings["IDEMPOTENCE_BACKEND"] == "redis":
+        return tuple(  # type: ignore[return-value]
+            RedisStore(
+                url=settings["REDIS_URL"],
+                prefix=settings["IDEMPOTENCE_KEY_PREFIX"] + namespace,
+                window=settings["IDEMPOTENCE_WINDOW"],
+                timeout=settings["REDIS_TIMEOUT"],
+            )
+            for namespace in ("job:", "message:")
+        )
+    jobs, messages = (
+        MemoryStore(
+            window=settings["IDEMPOTENCE_WINDOW"],
+            max_entries=settings["IDEMPOTENCE_MAX_ENTRIES"],
+            on_evict=metrics.evictions.inc,
+            clock=clock,
+        )
+        for _ in range(2)
+    )
+    metrics.count_entries(lambda: len(jobs) + len(messages))
+    return jobs, messages
+
+
+def make_cleanup(
+    settings: Mapping[str, Any], metrics: Metrics, stores: tuple[IdempotenceStore, ...], db: Database | None
+) -> CleanupThread | None:
+    """The thread that expires the memory stores' entries and purges old records, when there is anything to do."""
+    from ..db.retention import purge
+    from .memory import CleanupThread, MemoryStore
+
+    memory = [store for store in stores if isinstance(store, MemoryStore)]
+    chores = []
+    if db is not None:
+        days = {"delivery_days": settings["DELIVERY_RETENTION_DAYS"], "job_days": settings["JOB_RETENTION_DAYS"]}
+        chores.append(lambda: purge(db, **days))
+    if not memory and not chores:
+        return None
+    return CleanupThread(
+        memory,
+        settings["CLEANUP_INTERVAL"],
+        chores=chores,
+        on_run=lambda removed: metrics.cleanup_ran(removed, time.time()),
+    )

@@ -122,13 +122,19 @@ class MemoryStore:
 
 
 class CleanupThread(threading.Thread):
-    """Calls `remove_expired()` on each store every `interval` seconds until `stop()`; survives failures."""
+    """Runs its chores every `interval` seconds until `stop()`, surviving their failures: each memory store's
+    `remove_expired()` and, with a database, the retention purge (`chores`)."""
 
     def __init__(
-        self, stores: Iterable[MemoryStore], interval: float, on_run: Callable[[int], object] | None = None
+        self,
+        stores: Iterable[MemoryStore],
+        interval: float,
+        on_run: Callable[[int], object] | None = None,
+        chores: Iterable[Callable[[], object]] = (),
     ) -> None:
         super().__init__(name="idempotence-cleanup", daemon=True)
         self.stores = tuple(stores)
+        self.chores = tuple(chores)
         self.interval = interval
         self.on_run = on_run  # called with the number of entries removed (metrics)
         self._stopping = threading.Event()
@@ -137,6 +143,8 @@ class CleanupThread(threading.Thread):
         while not self._stopping.wait(self.interval):
             try:
                 removed = sum(store.remove_expired() for store in self.stores)
+                for chore in self.chores:
+                    chore()
             except Exception:
                 log.exception(
                     "❌ [Image Webhook] Échec du nettoyage des jobs traités", extra={"event": "cleanup_failed"}

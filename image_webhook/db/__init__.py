@@ -1,0 +1,106 @@
+"""The job database: `open_database(url)` opens SQLite or PostgreSQL in the worker, after the fork."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from werkzeug.exceptions import ServiceUnavailable
+
+from ..logs import LOGGER
+from .writer import GroupCommitWriter
+
+log = logging.getLogger(LOGGER)
+T = TypeVar("T")
+RETRY_AFTER = 5  # seconds the sender is asked to wait while the database is unavailable
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer in time (unreachable, locked, full): 503 with Retry-After."""
+
+    outcome = "unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Base de données indisponible, réessayez plus tard", retry_after=RETRY_AFTER)
+
+
+class Database:
+    """Connections to one database: a group-commit writer thread, and read connections for the readers.
+
+    SQL is written once with `:name` parameters; `sql()` gives the driver's form. Writes go through
+    `write()` (wait for the commit) or `write_later()` (queued in the same group commits, not awaited).
+    """
+
+    dialect = ""
+    errors: tuple[type[BaseException], ...] = ()  # the driver's errors that mean "unavailable"
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self.writer = GroupCommitWriter(self._connect_writer, self._transaction, errors=self.errors, timeout=timeout)
+
+    def start(self) -> Database:
+        self.writer.start()
+        return self
+
+    def write(self, op: Callable[[Any], T]) -> T:
+        """Run `op(connection)` in the next group commit and return its result once committed; 503 when the
+        database does not answer within the timeout (the op then never runs, or its transaction rolls back)."""
+        unavailable: tuple[type[BaseException], ...] = (*self.errors, TimeoutError)
+        try:
+            return self.writer.submit(op)
+        except unavailable:
+            log.error("❌ [Image Webhook] Base de données indisponible", extra={"event": "database_unavailable"})
+            raise DatabaseUnavailable() from None
+
+    def write_later(self, op: Callable[[Any], object]) -> None:
+        """Queue `op` for the next group commit without waiting (records whose loss is harmless)."""
+        self.writer.submit_later(op)
+
+    def read(self, op: Callable[[Any], T]) -> T:
+        """Run `op(connection)` on a read connection; 503 when the database does not answer."""
+        try:
+            return self._read(op)
+        except self.errors:
+            raise DatabaseUnavailable() from None
+
+    def not_ready(self) -> str | None:
+        try:
+            self.read(lambda connection: connection.execute("SELECT 1").fetchone())
+        except DatabaseUnavailable:
+            return "la base de données ne répond pas"
+        return None
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def close(self) -> None:
+        self.writer.stop()
+
+    def _connect_writer(self) -> Any:
+        raise NotImplementedError
+
+    def _transaction(self, connection: Any) -> Any:
+        raise NotImplementedError
+
+    def _read(self, op: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+
+def open_database(url: str, *, timeout: float) -> Database:
+    """The Database of a SQLAlchemy-style URL (sqlite:////abs/path, postgresql://user:pw@host/db), started."""
+    from .postgres import PostgresDatabase
+    from .sqlite import SQLiteDatabase
+
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteDatabase(path, timeout=timeout).start()
+    return PostgresDatabase(url.replace("postgres://", "postgresql://", 1), timeout=timeout).start()
+
+
+def utc_now() -> str:
+    """Now, as the ISO 8601 UTC text both databases store and sort (microseconds, `+00:00`)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")

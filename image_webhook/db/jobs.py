@@ -1,0 +1,197 @@
+"""The `jobs` table: one row per job_id, moved forward by its notifications, the claim of its terminal one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import Database, utc_now
+from .deliveries import Delivery, insert_delivery
+
+# statuses move forward only; the two terminal ones share the last rank
+RANK = {"pending": 0, "initializing": 1, "generating": 2, "saving": 3, "completed": 4, "failed": 4}
+COLUMNS = (
+    "job_id",
+    "status",
+    "progress",
+    "message",
+    "prompt",
+    "images",
+    "metadata",
+    "error_message",
+    "user_id",
+    "organization_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "processing_time_ms",
+    "deliveries",
+    "duplicates",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the database decided for one notification, and what changed."""
+
+    outcome: str  # processed, duplicate, progress or stale
+    replaced_failed: bool = False  # a completed replaced a failed (the backend retried and succeeded)
+    after_completed: bool = False  # a failed arrived after a completed: changes nothing
+
+
+def record(
+    db: Database,
+    payload: dict[str, Any],
+    delivery: Delivery,
+    *,
+    answer: Callable[[Decision], dict[str, Any]],
+    on_job: Callable[[dict[str, Any]], object],
+) -> tuple[Decision, dict[str, Any]]:
+    """Decide and record one valid notification with its delivery and the answer it gets, in one
+    transaction (the next group commit); return them once committed."""
+
+    def op(connection: Any) -> tuple[Decision, dict[str, Any]]:
+        job_id, status = payload["job_id"], payload["status"]
+        row = _current(db, connection, job_id)
+        decision = _decide(row, payload)
+        now = utc_now()
+        if row is None and decision.outcome != "stale":
+            connection.execute(db.sql(INSERT), {"job_id": job_id, "status": status, "now": now})
+        if decision.outcome == "processed":
+            on_job(payload)  # inside the transaction: an exception rolls the job back with it
+        body = answer(decision)
+        if decision.outcome == "processed":
+            connection.execute(db.sql(TERMINAL), _terminal_values(payload, now, body.get("processing_time_ms")))
+        elif decision.outcome == "progress":
+            connection.execute(
+                db.sql(PROGRESS),
+                {
+                    "job_id": job_id,
+                    "status": status,
+                    "now": now,
+                    "progress": payload.get("progress"),
+                    "message": payload.get("message"),
+                },
+            )
+        connection.execute(db.sql(COUNT), {"job_id": job_id, "duplicate": int(decision.outcome == "duplicate")})
+        delivery.response_body = json.dumps(body, ensure_ascii=False)
+        insert_delivery(db, connection, delivery, decision.outcome, 200)
+        return decision, body
+
+    return db.write(op)
+
+
+def count_duplicate(db: Database, delivery: Delivery) -> None:
+    """A duplicate the fast path answered: its delivery and the job's counters, written in the next group
+    commit without waiting (the job's record is already on disk)."""
+
+    def op(connection: Any) -> None:
+        connection.execute(db.sql(COUNT), {"job_id": delivery.job_id, "duplicate": 1})
+        insert_delivery(db, connection, delivery, "duplicate", 200)
+
+    db.write_later(op)
+
+
+def _current(db: Database, connection: Any, job_id: str) -> Any:
+    lock = " FOR UPDATE" if db.dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE already holds the lock
+    return connection.execute(
+        db.sql("SELECT status, progress FROM jobs WHERE job_id = :job_id" + lock), {"job_id": job_id}
+    ).fetchone()
+
+
+def _decide(row: Any, payload: dict[str, Any]) -> Decision:
+    status = payload["status"]
+    terminal = RANK[status] == 4
+    if row is None:
+        return Decision("processed" if terminal else "progress")
+    current = row["status"]
+    if terminal:
+        if current == "failed" and status == "completed":
+            return Decision("processed", replaced_failed=True)
+        if RANK[current] == 4:
+            return Decision("duplicate", after_completed=current == "completed" and status == "failed")
+        return Decision("processed")
+    if RANK[current] > RANK[status]:
+        return Decision("stale")
+    if RANK[current] == RANK[status]:
+        progress, known = payload.get("progress"), row["progress"]
+        if progress is None or (known is not None and progress <= known):
+            return Decision("stale")
+    return Decision("progress")
+
+
+def _terminal_values(payload: dict[str, Any], now: str, elapsed: float | None) -> dict[str, Any]:
+    data = payload.get("data") or {}
+    images = data.get("images")
+    first = images[0].get("description") if images else None
+    completed = payload["status"] == "completed"
+    return {
+        "job_id": payload["job_id"],
+        "status": payload["status"],
+        "now": now,
+        "completed": completed,
+        "message": payload.get("message"),
+        "prompt": first if isinstance(first, str) else None,
+        "images": json.dumps(images, ensure_ascii=False) if completed else None,
+        "metadata": json.dumps(data.get("metadata"), ensure_ascii=False) if completed else None,
+        "error_message": None if completed else payload.get("error_message") or payload.get("message"),
+        "completed_at": _utc((data.get("generated_at") if completed else None) or payload.get("timestamp")) or now,
+        "processing_time_ms": elapsed,
+    }
+
+
+INSERT = """INSERT INTO jobs (job_id, status, created_at, updated_at, deliveries, duplicates)
+VALUES (:job_id, :status, :now, :now, 0, 0) ON CONFLICT (job_id) DO NOTHING"""
+# a registration's prompt wins over the first image's description (the read API's PUT)
+TERMINAL = """UPDATE jobs SET status = :status, progress = CASE WHEN :completed THEN 100 ELSE progress END,
+message = COALESCE(:message, message), prompt = COALESCE(prompt, :prompt), images = :images, metadata = :metadata,
+error_message = :error_message, completed_at = :completed_at, processing_time_ms = :processing_time_ms,
+updated_at = :now WHERE job_id = :job_id"""
+PROGRESS = """UPDATE jobs SET status = :status, progress = COALESCE(:progress, progress),
+message = COALESCE(:message, message), updated_at = :now WHERE job_id = :job_id"""
+COUNT = """UPDATE jobs SET deliveries = deliveries + 1, duplicates = duplicates + :duplicate WHERE job_id = :job_id"""
+
+
+def _utc(value: str | None) -> str | None:
+    """An RFC 3339 date-time of the payload as the stored UTC text (None when Python cannot read it)."""
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).isoformat(timespec="microseconds") if value else None
+    except ValueError:
+        return None
+
+
+def find(db: Database, job_id: str) -> dict[str, Any] | None:
+    """The job as the read API and the CLI show it, or None."""
+    row = db.read(lambda connection: connection.execute(db.sql(FIND), {"job_id": job_id}).fetchone())
+    return serialize(row) if row is not None else None
+
+
+def recent(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest jobs first (the CLI's `jobs list`)."""
+    rows = db.read(lambda connection: connection.execute(db.sql(RECENT), {"limit": limit}).fetchall())
+    return [serialize(row) for row in rows]
+
+
+def purge(db: Database, cutoff: str, batch: int = 500) -> int:
+    """Delete up to `batch` jobs created before `cutoff`, in one short transaction; return how many."""
+    return db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff, "batch": batch}).rowcount)
+
+
+def serialize(row: Any) -> dict[str, Any]:
+    """One representation of a job (read API, CLI): JSON values decoded, times as ISO 8601 text."""
+    job = {column: row[column] for column in COLUMNS}
+    for column in ("images", "metadata"):
+        if isinstance(job[column], str):
+            job[column] = json.loads(job[column])
+    for column in ("created_at", "updated_at", "completed_at"):
+        if isinstance(job[column], datetime):
+            job[column] = job[column].isoformat(timespec="microseconds")
+    return job
+
+
+FIND = f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE job_id = :job_id"
+RECENT = f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY created_at DESC, id DESC LIMIT :limit"
+PURGE = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch)"

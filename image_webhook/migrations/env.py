@@ -1,0 +1,13 @@
+"""Alembic's environment: migrations run online, on the URL `image_webhook.db.migrate` passes in."""
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+url = context.config.get_main_option("sqlalchemy.url")
+assert url, "image_webhook.db.migrate sets sqlalchemy.url"
+engine = create_engine(url, poolclass=pool.NullPool)  # nothing pooled: the master forks after migrating
+with engine.connect() as connection:
+    context.configure(connection=connection, render_as_batch=url.startswith("sqlite"))
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
