@@ -1,22 +1,24 @@
 """Property-based tests (hypothesis): validation through the real client, and the store against a model."""
+
 import json
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from tests.payloads import URL, FakeClock
-from image_webhook.openapi import bundled_document
 from image_webhook.idempotence import Claim
 from image_webhook.idempotence.memory import MemoryStore
+from image_webhook.openapi import bundled_document
 from image_webhook.validation import SCHEMA_BY_STATUS, PayloadValidator, load_schemas
+from tests.payloads import URL, FakeClock
 
 SCHEMAS = load_schemas()
 VALIDATOR = PayloadValidator(SCHEMAS)
-EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                             HealthCheck.too_slow])
+EXAMPLES = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def aligned(payload):
@@ -46,11 +48,41 @@ def test_any_payload_generated_from_the_schemas_is_accepted(client, payload):
 
 
 NOT_A_STRING = st.one_of(st.integers(), st.booleans(), st.none(), st.lists(st.integers(), max_size=2))
-NOT_A_NUMBER = st.one_of(st.text(max_size=5), st.booleans(), st.none(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-BAD_TIMESTAMP = st.sampled_from(["yesterday", "2025-10-21", "2025-10-21 16:45:00", "2025-02-30T00:00:00Z",
-                                 "2025-10-21T25:00:00Z", "2025-10-21T16:45:00", ""])
-BAD_JOB_ID = st.one_of(st.just(""), st.text(min_size=129, max_size=200, alphabet="ab"),
-                       st.text(min_size=1, max_size=10).filter(lambda s: any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-" for c in s)))
+NOT_A_NUMBER = st.one_of(
+    st.text(max_size=5), st.booleans(), st.none(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+BAD_TIMESTAMP = st.sampled_from(
+    [
+        "yesterday",
+        "2025-10-21",
+        "2025-10-21 16:45:00",
+        "2025-02-30T00:00:00Z",
+        "2025-10-21T25:00:00Z",
+        "2025-10-21T16:45:00",
+        "",
+        "2025-10-21T16:45:00Z\n",
+        "2025-10-21T16:45:00Z ",
+        " 2025-10-21T16:45:00Z",
+    ]
+)
+NOT_HTTP = st.sampled_from(
+    [
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "file:///etc/passwd",
+        "vbscript:x",
+        "ftp://x/y.png",
+        "http:///y.png",
+        "http://x/y.png\n",
+    ]
+)
+BAD_JOB_ID = st.one_of(
+    st.just(""),
+    st.text(min_size=129, max_size=200, alphabet="ab"),
+    st.text(min_size=1, max_size=10).filter(
+        lambda s: any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-" for c in s)
+    ),
+)
 
 # (status the mutation applies to, JSONPath reported, where to change, strategy of the wrong value | DROP)
 DROP = object()
@@ -61,15 +93,30 @@ MUTATIONS = [
     (None, "$.timestamp", ("timestamp",), BAD_TIMESTAMP),
     (None, "$.timestamp", ("timestamp",), NOT_A_STRING),
     (None, "$.message", ("message",), st.text(min_size=2001, max_size=2100, alphabet="x")),
-    ("progress.json", "$.progress", ("progress",), st.one_of(st.floats(min_value=100, exclude_min=True, allow_infinity=False),
-                                                           st.integers(max_value=-1))),
+    (
+        "progress.json",
+        "$.progress",
+        ("progress",),
+        st.one_of(st.floats(min_value=100, exclude_min=True, allow_infinity=False), st.integers(max_value=-1)),
+    ),
     ("progress.json", "$.progress", ("progress",), NOT_A_NUMBER),
     ("failed.json", "$.error_message", ("error_message",), NOT_A_STRING),
-    ("completed.json", "$.data.images[0].url", ("data", "images", 0, "url"), st.sampled_from(["not a uri", "//x/y", "", "http://x y"])),
+    (
+        "completed.json",
+        "$.data.images[0].url",
+        ("data", "images", 0, "url"),
+        st.sampled_from(["not a uri", "//x/y", "", "http://x y"]),
+    ),
+    ("completed.json", "$.data.images[0].url", ("data", "images", 0, "url"), NOT_HTTP),
     ("completed.json", "$.data.images[0]", ("data", "images", 0, "url"), DROP),
     ("completed.json", "$.data.images[0].size_bytes", ("data", "images", 0, "size_bytes"), st.integers(max_value=-1)),
     ("completed.json", "$.data.images[0].size_bytes", ("data", "images", 0, "size_bytes"), NOT_A_NUMBER),
-    ("completed.json", "$.data.metadata.generation_time_seconds", ("data", "metadata", "generation_time_seconds"), NOT_A_NUMBER),
+    (
+        "completed.json",
+        "$.data.metadata.generation_time_seconds",
+        ("data", "metadata", "generation_time_seconds"),
+        NOT_A_NUMBER,
+    ),
 ]
 
 
@@ -82,10 +129,7 @@ def mutated(draw):
     _, path, where, wrong = draw(st.sampled_from(applicable))
     target = payload
     for key in where[:-1]:
-        if isinstance(key, str):
-            target = target.setdefault(key, {})
-        else:
-            target = target[key]
+        target = target.setdefault(key, {}) if isinstance(key, str) else target[key]
     if wrong is DROP:
         target.pop(where[-1], None)
         assume(where[-1] in ("job_id", "url"))
@@ -105,12 +149,16 @@ def test_any_single_mutation_is_a_400_naming_its_path(client, case):
     assert path in [d["path"] for d in body["details"]], body
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-                    max_leaves=20)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
 STATUS = st.sampled_from(["completed", "failed", "pending", "generating", "saving", "initializing", "done", ""])
-NEAR_VALID = st.fixed_dictionaries({"job_id": st.one_of(st.text(max_size=10), JSON), "status": st.one_of(STATUS, JSON)},
-                                   optional={"data": JSON, "progress": JSON, "timestamp": JSON, "error_message": JSON})
+NEAR_VALID = st.fixed_dictionaries(
+    {"job_id": st.one_of(st.text(max_size=10), JSON), "status": st.one_of(STATUS, JSON)},
+    optional={"data": JSON, "progress": JSON, "timestamp": JSON, "error_message": JSON},
+)
 
 
 @EXAMPLES
