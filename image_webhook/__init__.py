@@ -127,4 +127,3 @@ def shutdown(app: Flask | None) -> None:
         hook.processed_jobs,
         extra={"event": "shutdown"},
     )
-    logs.flush()

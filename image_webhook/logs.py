@@ -1,12 +1,9 @@
-"""Logging: the spec's emoji lines (LOG_FORMAT=text) or one JSON object per line (json), on stderr,
-written in batches by one background thread; gunicorn's own lines follow the same format."""
+"""Logging: the spec's emoji lines (LOG_FORMAT=text) or one JSON object per line (json), on stderr;
+gunicorn's own lines follow the same format, one record per line."""
 
-import atexit
-import collections
 import json
 import logging
 import sys
-import threading
 import time
 
 from flask.logging import default_handler
@@ -20,7 +17,7 @@ ACCESS_FIELDS = ("method", "path", "http_status", "remote")  # gunicorn's access
 # Every character str.splitlines() ends a line at, and its JSON escape written instead: a record stays one
 # line for any reader, and a logged value (an error message, a header) cannot forge another record.
 LINE_BREAKS = str.maketrans({char: json.dumps(char)[1:-1] for char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-_writer = None
+_handler = None
 
 
 def one_line(text):
@@ -94,77 +91,6 @@ class JsonFormatter(logging.Formatter):
         return one_line(json.dumps(line, ensure_ascii=False))
 
 
-class BatchWriter(logging.Handler):
-    """Request threads only append their records; one thread formats and writes them every `interval`
-    seconds (at once for an error), in one write.
-
-    Writing each line from the request threads (a system call, a GIL hand-off per line) cost a third
-    of the service's throughput under gunicorn's threads (BENCHMARKS.md).
-    """
-
-    def __init__(self, stream, interval=0.1):
-        super().__init__()
-        self.stream = stream
-        self.interval = interval
-        self._pending: collections.deque[logging.LogRecord] = collections.deque()
-        self._wake = threading.Event()
-        self._flushing = threading.Lock()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._thread.start()
-
-    def handle(self, record):
-        # no handler lock: deque.append is atomic, and emit() does nothing else
-        if self.filter(record):
-            self.emit(record)
-        return record
-
-    def emit(self, record):
-        if record.exc_info:  # format the traceback while its frames are the request's
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-        self._pending.append(record)
-        if record.levelno >= logging.ERROR:
-            self._wake.set()
-
-    def flush(self):
-        with self._flushing:  # the writer thread and a worker's exit may flush at once
-            lines = []
-            while True:
-                try:
-                    record = self._pending.popleft()
-                except IndexError:
-                    break
-                try:
-                    lines.append(self.format(record) + "\n")
-                except Exception:
-                    self.handleError(record)
-            self._write(lines)
-
-    def _write(self, lines):
-        if lines:
-            try:
-                self.stream.write("".join(lines))
-                self.stream.flush()
-            except Exception:
-                pass  # nowhere left to report a failing stderr
-
-    def _run(self):
-        while not self._stopping:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self.flush()
-
-    def close(self):
-        """Write what is pending and stop the thread."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(5)
-        self.flush()
-        super().close()
-
-
 def formatter(log_format):
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
@@ -172,20 +98,19 @@ def formatter(log_format):
 def configure(level="INFO", log_format="text", stream=None):
     """Give the service's logger its handler (once per process, writing to `stream`, default
     stderr), its format and its level."""
-    global _writer
-    # Records need no caller (file, line): not looking it up saves a third of a record's cost (the
-    # "Optimization" section of the logging HOWTO). Process and thread stay: gunicorn's format uses them.
+    global _handler
+    # No caller look-up (file, line) for records, as the logging HOWTO's "Optimization" section says:
+    # 1.1 µs a record, about 5 % of a request (BENCHMARKS.md). Process and thread stay: gunicorn uses them.
     logging._srcfile = None
     logger = logging.getLogger(LOGGER)
-    if _writer is None:
-        _writer = BatchWriter(sys.stderr if stream is None else stream)
-        _writer.addFilter(RequestContext())
-        atexit.register(_writer.close)
-        logger.addHandler(_writer)
+    if _handler is None:
+        _handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+        _handler.addFilter(RequestContext())
+        logger.addHandler(_handler)
     # Flask adds its multi-line plain-text handler if app.logger (this logger) is first used with no handler
-    # (its log_exception writes the traceback of an unexpected exception): the writer is that handler.
+    # (its log_exception writes the traceback of an unexpected exception): ours is that handler.
     logger.removeHandler(default_handler)
-    _writer.setFormatter(formatter(log_format))
+    _handler.setFormatter(formatter(log_format))
     logger.setLevel(level)
     return logger
 
@@ -193,12 +118,6 @@ def configure(level="INFO", log_format="text", stream=None):
 def logger():
     """The service's logger."""
     return logging.getLogger(LOGGER)
-
-
-def flush():
-    """Write the pending lines now (before a worker exits)."""
-    if _writer is not None:
-        _writer.flush()
 
 
 class OneLineFormatter(logging.Formatter):

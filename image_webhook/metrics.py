@@ -110,34 +110,24 @@ class Metrics:
         )
         self._models = set()
         self._models_lock = threading.Lock()
-        self._children = {}  # (metric name, label values) -> child: labels() validates and locks each call
-
-    def _child(self, metric, *values):
-        key = (metric._name, values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children.setdefault(key, metric.labels(*values))
-        return child
 
     def count(self, status, outcome):
         """One notification answered; labels stay in their closed sets ('unknown' status, 'error' outcome)."""
         known = isinstance(status, str) and status in STATUSES
-        self._child(
-            self.notifications, status if known else "unknown", outcome if outcome in OUTCOMES else "error"
-        ).inc()
+        self.notifications.labels(status if known else "unknown", outcome if outcome in OUTCOMES else "error").inc()
 
     def processed(self, payload, seconds):
         """A terminal notification processed: its time and, for completed, its images and model."""
-        self._child(self.processing, payload["status"]).observe(seconds)
+        self.processing.labels(payload["status"]).observe(seconds)
         if payload["status"] != "completed":
             return
         data = payload["data"]
         metadata = data.get("metadata") or {}
         model = self._model_label(metadata.get("model_name"))
-        self._child(self.images, model).inc(len(data["images"]))
-        self._child(self.image_bytes, model).inc(sum(image.get("size_bytes") or 0 for image in data["images"]))
+        self.images.labels(model).inc(len(data["images"]))
+        self.image_bytes.labels(model).inc(sum(image.get("size_bytes") or 0 for image in data["images"]))
         if metadata.get("generation_time_seconds") is not None:
-            self._child(self.generation, model).observe(metadata["generation_time_seconds"])
+            self.generation.labels(model).observe(metadata["generation_time_seconds"])
 
     def _model_label(self, name):
         if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):

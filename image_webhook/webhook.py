@@ -65,8 +65,8 @@ def handle(raw: bytes, hook: Service, state: RequestState) -> Response:
     with claimed(hook.jobs, job_id) as new:
         if not new:
             return _duplicate(hook, state, job_id)
+        processing.log_terminal(payload)
         hook.on_job(payload)
-    processing.log_terminal(payload)
     return jsonify(_processed(payload, hook, state))
 
 

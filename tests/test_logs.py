@@ -4,13 +4,14 @@ reader splitting on any Unicode line break (str.splitlines) sees exactly the rec
 import contextlib
 import io
 import json
+import logging
 import re
 import uuid
 
 import pytest
 import requests
 
-from image_webhook.logs import BatchWriter, JsonFormatter, RequestContext, TextFormatter, formatter, logger
+from image_webhook.logs import JsonFormatter, RequestContext, TextFormatter, formatter, logger
 from tests import failing_app
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import GunicornServer
@@ -23,7 +24,6 @@ RUN = uuid.uuid4().hex[:8]  # message ids no store of an earlier run has seen
 MESSAGE_ID = f"msg\x85forged-{RUN}"  # a header value (latin-1): U+0085 is the only line break it can carry
 SIGNED = {"APP_ENV": "development", "WEBHOOK_AUTH": "any", "WEBHOOK_SIGNING_SECRET": "whsec_" + "QUFB" * 11}
 # gunicorn.conf.py should pick this class for LOG_FORMAT=text, as it picks GunicornJsonLogger for json
-TEXT_LOGGER = ("--logger-class", "image_webhook.logs.GunicornTextLogger")
 # the starts of a line: the service's text format, gunicorn's error log, gunicorn's access log
 RECORD_START = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[[^\]]+\] "
@@ -112,22 +112,17 @@ def check_text(lines):
 
 @pytest.fixture(params=["text", "json"])
 def output(request):
-    """(format, read): what the service's logger writes in that format, through a BatchWriter of its own."""
+    """(format, read): what the service's logger writes in that format, through a handler of its own."""
     stream = io.StringIO()
-    writer = BatchWriter(stream, interval=60)
-    writer.addFilter(RequestContext())
-    writer.setFormatter(formatter(request.param))
-    logger().addHandler(writer)
-
-    def read():
-        writer.flush()
-        return stream.getvalue()
-
-    yield request.param, read
-    logger().removeHandler(writer)
-    writer.close()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestContext())
+    handler.setFormatter(formatter(request.param))
+    logger().addHandler(handler)
+    yield request.param, stream.getvalue
+    logger().removeHandler(handler)
 
 
+@pytest.mark.stateless  # its job handler raises after the ❌ line; with a database nothing is logged before the commit
 def test_one_record_per_line(make_app, output, logs):
     """Through the Flask client: as many lines as records, whatever line breaks the logged values and the
     tracebacks hold; JSON lines parse, tracebacks are in exc_info (json) or on their record's line (text)."""
@@ -159,9 +154,9 @@ def test_every_line_break_is_escaped_in_both_formats(logs):
 def test_one_record_per_line_through_gunicorn(tmp_path, log_format):
     """Through the real gunicorn (service, gunicorn's error and access logs): every line is one record,
     a JSON object in json, a timestamped or gunicorn line in text; the tracebacks are inside their record."""
-    env = {**SIGNED, "LOG_FORMAT": log_format, "WEB_CONCURRENCY": "1"}  # one worker sees the replay
-    args = TEXT_LOGGER if log_format == "text" else ()
-    with GunicornServer(tmp_path, env, app="tests.failing_app:create()", args=args) as server:
+    # stateless, one worker: the handler raises after the ❌ line, and the worker sees the replay
+    env = {**SIGNED, "LOG_FORMAT": log_format, "WEB_CONCURRENCY": "1", "DATABASE_URL": ""}
+    with GunicornServer(tmp_path, env, app="tests.failing_app:create()") as server:
 
         def post(body, headers):
             return requests.post(server.url + URL, data=body, headers=headers, timeout=10).status_code
@@ -184,8 +179,7 @@ def test_one_record_per_line_through_gunicorn(tmp_path, log_format):
 def test_gunicorn_tracebacks_are_one_line(tmp_path, log_format):
     """An exception gunicorn itself logs (the WSGI application raised) is one record on one line."""
     env = {"APP_ENV": "development", "LOG_FORMAT": log_format}
-    args = TEXT_LOGGER if log_format == "text" else ()
-    with GunicornServer(tmp_path, env, app="tests.failing_app:bare()", args=args) as server:
+    with GunicornServer(tmp_path, env, app="tests.failing_app:bare()") as server:
         with contextlib.suppress(requests.ConnectionError):  # a 500, or the connection closed: gunicorn's choice
             requests.get(server.url + "/boom", timeout=10)
         assert server.stop() == 0
