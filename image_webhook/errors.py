@@ -19,7 +19,8 @@ MESSAGES = {
     405: "Méthode non autorisée sur cette route",
     408: "Corps de requête incomplet ou trop lent à arriver",
     413: "Corps de requête trop volumineux",
-    415: "Le Content-Type doit être application/json (UTF-8)",
+    415: "Le Content-Type doit être application/json (UTF-8), le Content-Encoding absent, identity ou gzip",
+    501: "Transfer-Encoding non pris en charge : seul chunked est accepté",
 }
 # the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
 OUTCOME_BY_CODE = {
