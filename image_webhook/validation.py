@@ -2,20 +2,17 @@
 
 import json
 import math
-import operator
 import re
-from functools import cache
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema._utils import equal
-from jsonschema.validators import extend
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from .errors import InvalidPayload
+from .wording import DetailValidator, clip, shown
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"  # the contract stays at the top, for the backend team
 INTERMEDIATE_STATUSES = ("pending", "initializing", "generating", "saving")
@@ -28,10 +25,8 @@ STATUSES = frozenset(SCHEMA_BY_STATUS)
 UNKNOWN_STATUS_SCHEMA = "common.json#/$defs/notification"
 MISSING_IMAGES = "Données d'images manquantes"
 MAX_DETAILS = 20
-SHOWN_LENGTH = 60  # characters of a value sent that a message quotes
 FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 CHECKED_FORMATS = ("date-time", "uri")
-_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 
 
 class _Refused(ValueError):
@@ -39,7 +34,7 @@ class _Refused(ValueError):
 
 
 def _non_finite(literal):
-    raise _Refused(f"valeur non finie {_clip(literal)} refusée")
+    raise _Refused(f"valeur non finie {clip(literal)} refusée")
 
 
 def _finite_float(literal):
@@ -55,9 +50,23 @@ def _unique_keys(pairs):
         seen = set()
         for key, _ in pairs:
             if key in seen:
-                raise _Refused(f"clé en double: {_shown(key)}")
+                raise _Refused(f"clé en double: {shown(key)}")
             seen.add(key)
     return obj
+
+
+# A JSON escape of a UTF-16 surrogate: the only way a lone one (no character: it cannot be stored, logged
+# or sent on as UTF-8) gets into a string, since the body's bytes are UTF-8
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _whole_characters(value: Any, text: str) -> Any:
+    if _SURROGATE_ESCAPE.search(text):  # rare: pairs escaped (an emoji) are fine, a lone half is refused
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Refused("caractère Unicode invalide (demi-paire de substitution seule)") from None
+    return value
 
 
 # One decoder for every request (json.loads with options would build one per call). Python's json
@@ -68,7 +77,8 @@ _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_non_finit
 def parse_json(raw: bytes) -> Any:
     """Return the parsed body, or 400 unless it is strict UTF-8 JSON: finite numbers, no repeated key."""
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        return _whole_characters(_DECODER.decode(text), text)
     except _Refused as exc:
         reason = str(exc)
     except json.JSONDecodeError as exc:
@@ -76,99 +86,6 @@ def parse_json(raw: bytes) -> Any:
     except (ValueError, RecursionError):  # not UTF-8, nested deeper than the parser goes, an integer too long
         reason = "corps illisible (UTF-8, imbrication ou nombre trop long)"
     raise InvalidPayload("JSON invalide", [{"path": "$", "message": reason}], outcome="invalid_json")
-
-
-# The 400's details: jsonschema finds the errors, these keywords word them. jsonschema's own messages
-# hold repr(instance), built as each error is yielded: for an array of 87,000 images or a list nested
-# 977 deep that repr is the whole cost of the answer, or a RecursionError. These say what was expected
-# and show the value sent in a few characters, never walking into it.
-def _shown(value):
-    if isinstance(value, list):
-        return f"tableau de {len(value)} élément(s)"
-    if isinstance(value, dict):
-        return f"objet de {len(value)} clé(s)"
-    return _clip(json.dumps(value[: SHOWN_LENGTH + 1] if isinstance(value, str) else value, ensure_ascii=False))
-
-
-def _clip(text):
-    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 1] + "…"
-
-
-def _error(expected, instance):
-    return ValidationError(f"{expected} (reçu: {_shown(instance)})")
-
-
-def _type(validator, types, instance, schema):
-    types = [types] if isinstance(types, str) else types
-    if not any(validator.is_type(instance, name) for name in types):
-        yield _error(f"doit être de type {' ou '.join(types)}", instance)
-
-
-def _enum(validator, values, instance, schema):
-    if not any(equal(instance, value) for value in values):
-        yield _error(f"doit valoir {' ou '.join(map(_shown, values))}", instance)
-
-
-def _const(validator, value, instance, schema):
-    yield from _enum(validator, [value], instance, schema)
-
-
-def _required(validator, names, instance, schema):
-    if validator.is_type(instance, "object"):
-        for name in names:
-            if name not in instance:
-                yield ValidationError(f"propriété requise manquante: {_shown(name)}")
-
-
-@cache
-def _ecma_regex(pattern):
-    # ECMA-262's `$` matches only at the very end; Python's also before a final newline
-    return re.compile(_UNESCAPED_DOLLAR.sub(r"\\Z", pattern))
-
-
-def _pattern(validator, pattern, instance, schema):
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
-        yield _error(f"doit correspondre au motif {pattern}", instance)
-
-
-def _format(validator, name, instance, schema):
-    if validator.format_checker is not None and not validator.format_checker.conforms(instance, name):
-        yield _error(f"doit être au format {name}", instance)
-
-
-# keyword: (the JSON type it applies to, the failing comparison, the French wording)
-_LIMITS = {
-    "minimum": ("number", operator.lt, "doit être supérieur ou égal à {}"),
-    "maximum": ("number", operator.gt, "doit être inférieur ou égal à {}"),
-    "minLength": ("string", operator.lt, "doit contenir au moins {} caractère(s)"),
-    "maxLength": ("string", operator.gt, "doit contenir au plus {} caractère(s)"),
-    "minItems": ("array", operator.lt, "doit contenir au moins {} élément(s)"),
-    "maxItems": ("array", operator.gt, "doit contenir au plus {} élément(s)"),
-}
-
-
-def _limit(kind, fails, wording):
-    def check(validator, limit, instance, schema):
-        if validator.is_type(instance, kind):
-            measured = instance if kind == "number" else len(instance)  # a string or array: its length
-            if fails(measured, limit):
-                yield _error(wording.format(limit), measured)
-
-    return check
-
-
-# every keyword whose jsonschema message would repr the instance (tests/test_strict_json.py checks the
-# schema files use no other such keyword)
-WORDED = {
-    "type": _type,
-    "enum": _enum,
-    "const": _const,
-    "required": _required,
-    "pattern": _pattern,
-    "format": _format,
-    **{keyword: _limit(*limit) for keyword, limit in _LIMITS.items()},
-}
-DetailValidator = extend(Draft202012Validator, WORDED)
 
 
 def load_schemas(directory=SCHEMA_DIR):
@@ -202,6 +119,18 @@ class PayloadValidator:
             name: DetailValidator(root, registry=registry, format_checker=FORMAT_CHECKER)
             for name, root in roots.items()
         }
+        self._registration = DetailValidator(self.schemas["registration.json"], registry=registry)
+        self._job_id = DetailValidator({"$ref": "common.json#/$defs/job_id"}, registry=registry)
+
+    def job_id_is_valid(self, job_id: str) -> bool:
+        """Whether `job_id` is one the notifications accept (the read API's paths)."""
+        return not any(self._job_id.iter_errors(job_id))
+
+    def validate_registration(self, body: Any) -> None:
+        """Raise InvalidPayload (400) unless `body` is a registration (schemas/registration.json)."""
+        errors = list(islice(self._registration.iter_errors(body), MAX_DETAILS))
+        if errors:
+            raise InvalidPayload("Payload invalide", [{"path": e.json_path, "message": e.message} for e in errors])
 
     def is_valid(self, payload):
         """Return whether `payload` satisfies its status's schema (the hot-path verdict)."""

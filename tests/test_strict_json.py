@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from image_webhook.validation import MAX_DETAILS, SCHEMA_DIR, WORDED, load_schemas
+from image_webhook.validation import MAX_DETAILS, SCHEMA_DIR, load_schemas
+from image_webhook.wording import WORDED
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import GunicornServer
 
@@ -246,10 +247,12 @@ QUIET = {"$schema", "$id", "$ref", "$defs", "$comment", "title", "description", 
 
 
 def test_every_keyword_of_the_schemas_is_worded_without_the_value_repr():
-    """No keyword of the schema files can make jsonschema repr a whole value (the cost of a huge 400)."""
+    """No keyword of the schema files that validate requests can make jsonschema repr a whole value (the cost
+    of a huge 400); job.json describes answers only."""
     used = set()
-    for schema in load_schemas(SCHEMA_DIR).values():
-        keywords(schema, used)
+    for name, schema in load_schemas(SCHEMA_DIR).items():
+        if name != "job.json":
+            keywords(schema, used)
     assert used - QUIET - set(WORDED) == set()
 
 

@@ -1,4 +1,5 @@
 """The contract of POST /api/webhooks/image-completion, through the Flask test client."""
+
 import json
 
 import pytest
@@ -36,8 +37,14 @@ def test_spec_minimal_curl_example_is_accepted(client):
         "timestamp": "2025-10-21T16:45:00Z",
         "data": {
             "job_id": "test-123",
-            "images": [{"url": "http://localhost:9006/image.png", "format": "PNG",
-                        "dimensions": "1024x1024", "size_bytes": 2048576}],
+            "images": [
+                {
+                    "url": "http://localhost:9006/image.png",
+                    "format": "PNG",
+                    "dimensions": "1024x1024",
+                    "size_bytes": 2048576,
+                }
+            ],
             "metadata": {"model_name": "gemini-2.0-flash-exp", "generation_time_seconds": 12.5},
         },
     }
@@ -59,9 +66,25 @@ def test_second_completed_is_a_duplicate(client):
     assert response.get_json() == {"success": True, "message": "Job déjà traité"}
 
 
-@pytest.mark.parametrize("first, second", [(COMPLETED, FAILED), (FAILED, COMPLETED), (FAILED, FAILED)])
+@pytest.mark.parametrize("first, second", [(COMPLETED, FAILED), (FAILED, FAILED), (COMPLETED, COMPLETED)])
+def test_a_second_terminal_notification_is_a_duplicate(client, first, second):
+    """After a completed, any terminal notification of the job is a duplicate; so is a failed after a failed."""
+    assert client.post(URL, json=first).get_json()["success"] is True
+    assert client.post(URL, json=second).get_json() == {"success": True, "message": "Job déjà traité"}
+
+
+@pytest.mark.database
+def test_completed_after_failed_replaces_it_with_a_database(client):
+    """With a database, a completed after a failed is processed: the backend retried and succeeded."""
+    client.post(URL, json=FAILED)
+    assert client.post(URL, json=COMPLETED).get_json()["images_count"] == 1
+    assert client.post(URL, json=COMPLETED).get_json() == {"success": True, "message": "Job déjà traité"}
+
+
+@pytest.mark.stateless
+@pytest.mark.parametrize("first, second", [(FAILED, COMPLETED)])
 def test_any_second_terminal_notification_is_a_duplicate(client, first, second):
-    """After one terminal notification, another for the same job, whatever its status, is a duplicate."""
+    """Stateless, after one terminal notification, another for the same job, whatever its status, is a duplicate."""
     assert client.post(URL, json=first).get_json()["success"] is True
     assert client.post(URL, json=second).get_json() == {"success": True, "message": "Job déjà traité"}
 
@@ -133,12 +156,15 @@ def _without_images(body):
 def _images(value):
     def change(body):
         body["data"]["images"] = value
+
     return change
 
 
-@pytest.mark.parametrize("change", [_without_data, _without_images, _images([]), _images({"url": "x"}),
-                                    _images("image.png"), _images(None)],
-                         ids=["no data", "no images", "empty", "object", "string", "null"])
+@pytest.mark.parametrize(
+    "change",
+    [_without_data, _without_images, _images([]), _images({"url": "x"}), _images("image.png"), _images(None)],
+    ids=["no data", "no images", "empty", "object", "string", "null"],
+)
 def test_missing_images_is_exactly_the_spec_error(client, change):
     """Missing data, images that are not an array, or an empty array: exactly the spec's 400."""
     body = payload(COMPLETED)
@@ -158,6 +184,7 @@ def _set(path, value):
             del target[last]
         else:
             target[last] = value
+
     return change
 
 
@@ -195,8 +222,12 @@ INVALID = [
     ("too many images", COMPLETED, _set(("data", "images"), [{"url": "http://x/y.png"}] * 101), "$.data.images"),
     ("description too long", COMPLETED, _set(IMAGE + ("description",), "x" * 2001), "$.data.images[0].description"),
     ("metadata not an object", COMPLETED, _set(("data", "metadata"), "gemini"), "$.data.metadata"),
-    ("generation time a string", COMPLETED, _set(("data", "metadata", "generation_time_seconds"), "12.5"),
-     "$.data.metadata.generation_time_seconds"),
+    (
+        "generation time a string",
+        COMPLETED,
+        _set(("data", "metadata", "generation_time_seconds"), "12.5"),
+        "$.data.metadata.generation_time_seconds",
+    ),
     ("data.job_id differs", COMPLETED, _set(("data", "job_id"), "another-job"), "$.data.job_id"),
 ]
 
@@ -229,16 +260,39 @@ def test_unknown_extra_fields_are_accepted(client, template):
     assert client.post(URL, json=body).status_code == 200
 
 
-@pytest.mark.parametrize("data, expected_path_count", [
-    (b"", 1), (b"{", 1), (b'{"job_id": "a", "status": "completed"', 1), (b"nul", 1),
-    (b"[]", 1), (b'"completed"', 1), (b"42", 1), (b"null", 1),
-    (b'{"job_id": "\xff\xfe", "status": "failed"}', 1),
-    ('{"job_id": "a", "status": "failed"}'.encode("utf-16"), 1),
-    (b"\xef\xbb\xbf{}", 1),
-    (b"[" * 100_000 + b"]" * 100_000, 1),
-    (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, 1),
-], ids=["empty", "open brace", "truncated", "bad literal", "array", "string", "number", "null",
-        "not UTF-8", "UTF-16", "BOM", "deep arrays", "deep objects"])
+@pytest.mark.parametrize(
+    "data, expected_path_count",
+    [
+        (b"", 1),
+        (b"{", 1),
+        (b'{"job_id": "a", "status": "completed"', 1),
+        (b"nul", 1),
+        (b"[]", 1),
+        (b'"completed"', 1),
+        (b"42", 1),
+        (b"null", 1),
+        (b'{"job_id": "\xff\xfe", "status": "failed"}', 1),
+        ('{"job_id": "a", "status": "failed"}'.encode("utf-16"), 1),
+        (b"\xef\xbb\xbf{}", 1),
+        (b"[" * 100_000 + b"]" * 100_000, 1),
+        (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, 1),
+    ],
+    ids=[
+        "empty",
+        "open brace",
+        "truncated",
+        "bad literal",
+        "array",
+        "string",
+        "number",
+        "null",
+        "not UTF-8",
+        "UTF-16",
+        "BOM",
+        "deep arrays",
+        "deep objects",
+    ],
+)
 def test_unreadable_body_is_400_json(client, data, expected_path_count):
     """A body that is not a UTF-8 JSON object is a 400 with a JSON error, never a 500."""
     response = client.post(URL, data=data, content_type="application/json")
@@ -248,8 +302,10 @@ def test_unreadable_body_is_400_json(client, data, expected_path_count):
     assert len(body["details"]) == expected_path_count and body["details"][0]["path"] == "$"
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "application/json; charset=latin-1", "application/jsonx"])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonx"],
+)
 def test_other_media_types_are_415(client, content_type):
     """Only application/json (UTF-8) is accepted; anything else is a JSON 415."""
     headers = {"Content-Type": content_type} if content_type else {}
@@ -276,11 +332,15 @@ def test_body_over_the_limit_is_413(make_app):
     assert client.post(URL, json=COMPLETED).status_code == 200
 
 
-def test_lone_surrogate_in_a_string_is_not_a_500(client):
-    """A JSON escape that is not a character (a lone surrogate) never breaks the answer."""
+def test_lone_surrogate_in_a_string_is_refused_not_a_500(client):
+    """A JSON escape that is not a character (a lone surrogate, which no UTF-8 log or database can hold) is a
+    400 "JSON invalide" naming it, never a 500; an escaped pair (an emoji) is accepted."""
     raw = json.dumps(payload(FAILED, "surrogate")).replace("Cl\\u00e9 API", "\\ud800 API")
     response = client.post(URL, data=raw, content_type="application/json")
-    assert response.status_code == 200
+    assert response.status_code == 400 and response.get_json()["error"] == "JSON invalide"
+    assert "substitution" in response.get_json()["details"][0]["message"]
+    pair = json.dumps(payload(FAILED, "surrogate-pair")).replace("Cl\\u00e9 API", "\\ud83d\\ude00 API")
+    assert client.post(URL, data=pair, content_type="application/json").status_code == 200
 
 
 def test_unknown_route_is_json_404(client):
