@@ -71,3 +71,18 @@ class Authenticator:
             except Exception:  # the library raises ValueError, binascii.Error, UnicodeDecodeError... too
                 continue
         raise Unauthorized("bad signature")
+
+
+class BearerTokens:
+    """Who may read the jobs: `Authorization: Bearer <token>` against JOBS_API_TOKENS, in constant time.
+    Without tokens: open in development, closed in production (`required`)."""
+
+    def __init__(self, tokens, *, required):
+        self.tokens = tuple(tokens)
+        self.required = required
+
+    def allows(self, authorization):
+        if not self.tokens:
+            return not self.required
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and bool(token) and matches_any(token.strip(), self.tokens)

@@ -73,6 +73,19 @@ def _database_url(name, value):
     return url
 
 
+def _users(name, value):
+    """`user:hash` pairs separated by spaces or commas, each hash as werkzeug's generate_password_hash makes it."""
+    if isinstance(value, dict):
+        return value
+    users = {}
+    for pair in _secrets(name, value):
+        user, _, hashed = pair.partition(":")
+        if not user or not hashed.startswith(("scrypt:", "pbkdf2:")):
+            raise ConfigError(f"{name} takes user:hash pairs (werkzeug.security.generate_password_hash); one is not")
+        users[user] = hashed
+    return users
+
+
 def _secrets(name, value):
     """Several values separated by spaces or commas (rotation): any of them is accepted."""
     values = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
@@ -98,6 +111,9 @@ SETTINGS = {
     "WEBHOOK_SECRET": ((), _secrets),
     "WEBHOOK_SIGNING_SECRET": ((), _signing_secrets),
     "WEBHOOK_AUTH": (None, _choice(AUTH_MODES)),
+    "JOBS_API_TOKENS": ((), _secrets),  # the read API's Bearer tokens (several: rotation)
+    "DASHBOARD": (True, _flag),  # the /jobs page; off: 404
+    "DASHBOARD_USERS": ({}, _users),  # its HTTP Basic users in production
     "IDEMPOTENCE_WINDOW": (300, _number(0.001, integer=False)),
     "CLEANUP_INTERVAL": (300, _number(0.001, integer=False)),
     "IDEMPOTENCE_MAX_ENTRIES": (100_000, _number(1, integer=True)),
@@ -184,10 +200,15 @@ def _check_production_auth(settings):
         raise ConfigError("WEBHOOK_SECRET is the spec's public example secret: generate one (openssl rand -base64 32)")
 
 
-def weak_secret_warnings(settings):
-    """Return the warnings to log at start-up about the configured secret, without revealing it."""
-    return [
+def startup_warnings(settings):
+    """The warnings to log at start-up about the configuration, without revealing any secret."""
+    warnings = [
         f"WEBHOOK_SECRET has a value shorter than 32 characters ({len(secret)})"
         for secret in settings["WEBHOOK_SECRET"]
         if len(secret) < 32
     ]
+    if settings["APP_ENV"] == "production" and not settings["JOBS_API_TOKENS"] and settings["DATABASE_URL"]:
+        warnings.append("JOBS_API_TOKENS is empty: the read API (/api/jobs) answers 401 to every call")
+    if settings["APP_ENV"] == "production" and settings["DASHBOARD"] and not settings["DASHBOARD_USERS"]:
+        warnings.append("DASHBOARD_USERS is empty: the /jobs page answers 401 (DASHBOARD=off turns it off)")
+    return warnings

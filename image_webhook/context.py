@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 if TYPE_CHECKING:
-    from .auth import Authenticator
+    from .auth import Authenticator, BearerTokens
     from .body import BodyDeadlines
     from .db import Database
     from .db.deliveries import Delivery
@@ -31,6 +31,7 @@ class Service:
     """Per-application state, set up once by create_app() in the process that serves the requests."""
 
     auth: Authenticator
+    readers: BearerTokens  # who may read /api/jobs
     validator: PayloadValidator
     jobs: IdempotenceStore  # terminal notifications processed in the window
     messages: IdempotenceStore  # signed messages (webhook-id) seen in the window: replays

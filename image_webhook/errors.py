@@ -63,7 +63,9 @@ def handle_http_exception(exc: HTTPException) -> Response:
         response = error_response(401, error)
     else:
         error = exc.name
-        response = error_response(code, error, message=MESSAGES.get(code, exc.description))
+        # the exception's own sentence when it was given one, else the service's French sentence for the code
+        own = exc.description if exc.description != type(exc).description else None
+        response = error_response(code, error, message=own or MESSAGES.get(code, exc.description))
     state = current_request()
     if state is not None:
         state.outcome = getattr(exc, "outcome", None) or OUTCOME_BY_CODE.get(code, "error")

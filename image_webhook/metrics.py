@@ -32,6 +32,8 @@ OUTCOMES = frozenset(
         "invalid_payload",
         "missing_images",
         "too_large",
+        "invalid_framing",
+        "invalid_encoding",
         "unsupported_media_type",
         "timeout",
         "unavailable",

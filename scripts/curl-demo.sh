@@ -13,6 +13,8 @@ SECRET="${WEBHOOK_SECRET:-$(from_env_file WEBHOOK_SECRET)}"
 SECRET="${SECRET%%[ ,]*}"                      # the first value, when several are configured
 SIGNING="${WEBHOOK_SIGNING_SECRET:-$(from_env_file WEBHOOK_SIGNING_SECRET)}"
 SIGNING="${SIGNING%%[ ,]*}"
+TOKEN="${JOBS_API_TOKENS:-$(from_env_file JOBS_API_TOKENS)}"
+TOKEN="${TOKEN%%[ ,]*}"
 JOB="demo-$(date +%s)-$$"
 NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
@@ -31,27 +33,41 @@ print("v1," + base64.b64encode(hmac.new(key, sys.stdin.buffer.read(), hashlib.sh
 }
 
 FAILED=()
-post() {  # post EXPECTED TITLE BODY [extra curl args...]: EXPECTED is "status" or "status:text in the answer"
-  local expected="$1" title="$2" body="$3"; shift 3
+ANSWER=""
+call() {  # call EXPECTED TITLE curl-args...: EXPECTED is "status" or "status:text in the answer"
+  local expected="$1" title="$2"; shift 2
+  echo "── $title"
+  local out status
+  out="$(curl -s -w '\n%{http_code}' "$@")"
+  status="${out##*$'\n'}"
+  ANSWER="${out%$'\n'*}"
+  echo "HTTP $status"
+  printf '%s' "$ANSWER" | pretty
+  local want_status="${expected%%:*}" want_text=""
+  [ "$expected" != "$want_status" ] && want_text="${expected#*:}"
+  if [ "$status" != "$want_status" ] || [[ "$ANSWER" != *"$want_text"* ]]; then
+    echo "!! expected HTTP $want_status${want_text:+ with \"$want_text\"}"
+    FAILED+=("$title")
+  fi
+  echo
+}
+
+post() {  # post EXPECTED TITLE BODY: a notification, with the credentials the service is configured with
+  local expected="$1" title="$2" body="$3"
   local auth=()
   [ -n "$SECRET" ] && auth=(-H "X-Webhook-Secret: $SECRET")
   if [ -n "$SIGNING" ]; then
     local id="msg_$(date +%s%N)" ts="$(date +%s)"
     auth+=(-H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: $(sign "$id" "$ts" "$body")")
   fi
-  echo "── $title"
-  local out status
-  out="$(curl -s -w '\n%{http_code}' -X POST "$ENDPOINT" -H "Content-Type: application/json" "${auth[@]}" "$@" --data-binary "$body")"
-  status="${out##*$'\n'}"
-  echo "HTTP $status"
-  printf '%s' "${out%$'\n'*}" | pretty
-  local want_status="${expected%%:*}" want_text=""
-  [ "$expected" != "$want_status" ] && want_text="${expected#*:}"
-  if [ "$status" != "$want_status" ] || [[ "${out%$'\n'*}" != *"$want_text"* ]]; then
-    echo "!! expected HTTP $want_status${want_text:+ with \"$want_text\"}"
-    FAILED+=("$title")
-  fi
-  echo
+  call "$expected" "$title" -X POST "$ENDPOINT" -H "Content-Type: application/json" "${auth[@]}" --data-binary "$body"
+}
+
+api() {  # api EXPECTED TITLE PATH [curl args...]: the read API, with the first JOBS_API_TOKENS value if any
+  local expected="$1" title="$2" path="$3"; shift 3
+  local auth=()
+  [ -n "$TOKEN" ] && auth=(-H "Authorization: Bearer $TOKEN")
+  call "$expected" "$title" "${auth[@]}" "$URL$path" "$@"
 }
 
 COMPLETED='{
@@ -66,6 +82,14 @@ COMPLETED='{
   }
 }'
 
+# the application registers the job when it asks the backend for a generation (the read API, with a database)
+api "201:pending" "0. the application registers the job (PUT /api/jobs/$JOB)" "/api/jobs/$JOB" -X PUT \
+  -H "Content-Type: application/json" --data-binary '{"user_id": "demo-user", "prompt": "Image de test"}'
+STATELESS=""
+if [[ "$ANSWER" == *"Pas de base de données"* ]]; then
+  STATELESS=1; FAILED=()
+  echo "(the service runs without a database, DATABASE_URL empty: no read API, the webhook alone)"; echo
+fi
 post "200:image(s) générée(s) avec succès" "1. completed (processed)" "$COMPLETED"
 post "200:Job déjà traité" "2. the same job again (duplicate)" "$COMPLETED"
 post "200:Statut intermédiaire reçu" "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
@@ -78,6 +102,13 @@ WRONG_EXPECTED=200; [ -n "$SECRET" ] && WRONG_EXPECTED=401
 SECRET="wrong-secret" SIGNING="" post "$WRONG_EXPECTED" "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
 if [ -n "$SIGNING" ]; then
   echo "(requests 1-6 were signed with WEBHOOK_SIGNING_SECRET, Standard Webhooks style)"
+fi
+
+if [ -z "$STATELESS" ]; then
+  api '200:"status":"completed"' "8. the application reads its job back (GET /api/jobs/$JOB)" "/api/jobs/$JOB"
+  api "200:$JOB-next" "9. and lists the jobs, newest first (GET /api/jobs?limit=5)" "/api/jobs?limit=5"
+  api "200:$JOB" "10. a user's jobs (GET /api/jobs?user_id=demo-user)" "/api/jobs?user_id=demo-user&limit=5"
+  echo "Watch the jobs: $URL/jobs"
 fi
 
 if [ ${#FAILED[@]} -gt 0 ]; then

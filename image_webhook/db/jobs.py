@@ -55,11 +55,11 @@ def record(
 
     def op(connection: Any) -> tuple[Decision, dict[str, Any]]:
         job_id, status = payload["job_id"], payload["status"]
-        row = _current(db, connection, job_id)
-        decision = _decide(row, payload)
         now = utc_now()
-        if row is None and decision.outcome != "stale":
-            connection.execute(db.sql(INSERT), {"job_id": job_id, "status": status, "now": now})
+        row = _current(db, connection, job_id)
+        if row is None and not _insert(db, connection, job_id, status, now):
+            row = _current(db, connection, job_id)  # another host's transaction created it meanwhile (PostgreSQL)
+        decision = _decide(row, payload)
         if decision.outcome == "processed":
             on_job(payload)  # inside the transaction: an exception rolls the job back with it
         body = answer(decision)
@@ -100,6 +100,10 @@ def _current(db: Database, connection: Any, job_id: str) -> Any:
     return connection.execute(
         db.sql("SELECT status, progress FROM jobs WHERE job_id = :job_id" + lock), {"job_id": job_id}
     ).fetchone()
+
+
+def _insert(db: Database, connection: Any, job_id: str, status: str, now: str) -> bool:
+    return bool(connection.execute(db.sql(INSERT), {"job_id": job_id, "status": status, "now": now}).rowcount)
 
 
 def _decide(row: Any, payload: dict[str, Any]) -> Decision:
@@ -147,7 +151,7 @@ INSERT = """INSERT INTO jobs (job_id, status, created_at, updated_at, deliveries
 VALUES (:job_id, :status, :now, :now, 0, 0) ON CONFLICT (job_id) DO NOTHING"""
 # a registration's prompt wins over the first image's description (the read API's PUT)
 TERMINAL = """UPDATE jobs SET status = :status, progress = CASE WHEN :completed THEN 100 ELSE progress END,
-message = COALESCE(:message, message), prompt = COALESCE(prompt, :prompt), images = :images, metadata = :metadata,
+message = :message, prompt = COALESCE(prompt, :prompt), images = :images, metadata = :metadata,
 error_message = :error_message, completed_at = :completed_at, processing_time_ms = :processing_time_ms,
 updated_at = :now WHERE job_id = :job_id"""
 PROGRESS = """UPDATE jobs SET status = :status, progress = COALESCE(:progress, progress),
@@ -161,6 +165,36 @@ def _utc(value: str | None) -> str | None:
         return datetime.fromisoformat(value).astimezone(UTC).isoformat(timespec="microseconds") if value else None
     except ValueError:
         return None
+
+
+def register(db: Database, job_id: str, owner: dict[str, str | None]) -> bool:
+    """Record who asked for a job (user_id, organization_id, prompt) before or after its notifications; never
+    changes its status, images or metadata; return whether the job is new (pending until notified)."""
+
+    def op(connection: Any) -> bool:
+        created = connection.execute(db.sql(INSERT_REGISTERED), {"job_id": job_id, "now": utc_now(), **owner}).rowcount
+        if not created:
+            connection.execute(db.sql(REGISTER), {"job_id": job_id, **owner})
+        return bool(created)
+
+    return db.write(op)
+
+
+def page(
+    db: Database, filters: dict[str, str], *, limit: int, after: tuple[str, int] | None
+) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+    """Up to `limit` jobs newest first, matching `filters` (status, user_id, organization_id equal; since:
+    created at or after), after the keyset `after` (created_at, id); and the key of the next page, if any."""
+    clauses = [f"{name} = :{name}" for name in ("status", "user_id", "organization_id") if name in filters]
+    clauses += ["created_at >= :since"] if "since" in filters else []
+    clauses += ["(created_at < :created_at OR (created_at = :created_at AND id < :id))"] if after else []
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = db.sql(f"SELECT id, {', '.join(COLUMNS)} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT :limit")
+    values = {**filters, "limit": limit + 1, **(dict(zip(("created_at", "id"), after, strict=True)) if after else {})}
+    rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
+    jobs = [serialize(row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return jobs, (_text(last["created_at"]), last["id"]) if last is not None else None
 
 
 def find(db: Database, job_id: str) -> dict[str, Any] | None:
@@ -187,11 +221,22 @@ def serialize(row: Any) -> dict[str, Any]:
         if isinstance(job[column], str):
             job[column] = json.loads(job[column])
     for column in ("created_at", "updated_at", "completed_at"):
-        if isinstance(job[column], datetime):
-            job[column] = job[column].isoformat(timespec="microseconds")
+        job[column] = _text(job[column])
     return job
+
+
+def _text(value: Any) -> Any:
+    """A time as the ISO 8601 text SQLite stores (PostgreSQL gives a datetime)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value
 
 
 FIND = f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE job_id = :job_id"
 RECENT = f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY created_at DESC, id DESC LIMIT :limit"
 PURGE = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch)"
+INSERT_REGISTERED = """INSERT INTO jobs (job_id, status, user_id, organization_id, prompt, created_at, updated_at,
+deliveries, duplicates) VALUES (:job_id, 'pending', :user_id, :organization_id, :prompt, :now, :now, 0, 0)
+ON CONFLICT (job_id) DO NOTHING"""
+# the registration's prompt wins over the first image's description; a missing field keeps what is known
+REGISTER = """UPDATE jobs SET user_id = COALESCE(:user_id, user_id),
+organization_id = COALESCE(:organization_id, organization_id), prompt = COALESCE(:prompt, prompt)
+WHERE job_id = :job_id"""

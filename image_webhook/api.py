@@ -1,0 +1,144 @@
+"""The read API blueprint: /api/jobs for the application that asked for the images (Bearer tokens)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import NotFound, Unauthorized
+
+from .body import read_body
+from .context import service
+from .db import Database, jobs
+from .db import deliveries as deliveries_table
+from .errors import InvalidPayload
+from .validation import parse_json
+
+bp = Blueprint("api", __name__, url_prefix="/api/jobs")
+LIST_PARAMETERS = frozenset({"status", "user_id", "organization_id", "since", "limit", "cursor"})
+MAX_LIMIT, DEFAULT_LIMIT = 100, 20
+MAX_FILTER = 128
+
+
+class ApiUnauthorized(Unauthorized):
+    """401 with the challenge the read API's clients expect."""
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Bearer realm="jobs"')]
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Bearer tokens from JOBS_API_TOKENS (constant time); open in development when none is set; closed
+    (401) in production when none is set. The webhook's secrets are never tokens here."""
+    if not service().readers.allows(request.headers.get("Authorization")):
+        raise ApiUnauthorized()
+
+
+@bp.get("/<job_id>")
+def show(job_id: str) -> Response:
+    """One job; an ETag on every answer, and 304 for a client that already has this version."""
+    job = jobs.find(_db(), job_id)
+    if job is None:
+        raise NotFound("Job inconnu")
+    return _conditional(jsonify(job))
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """Jobs newest first, filtered, in keyset pages: a page never repeats or skips a job while others arrive."""
+    unknown = sorted(set(request.args) - LIST_PARAMETERS)
+    if unknown:
+        raise _bad(f"paramètre inconnu: {unknown[0][:64]}", "$." + unknown[0][:64])
+    filters = {name: _bounded(name) for name in ("status", "user_id", "organization_id") if name in request.args}
+    if "since" in request.args:
+        filters["since"] = _since(request.args["since"])
+    limit = _limit(request.args.get("limit"))
+    found, after = jobs.page(_db(), filters, limit=limit, after=_cursor(request.args.get("cursor")))
+    return _conditional(jsonify(jobs=found, next_cursor=_encode(after) if after else None))
+
+
+@bp.put("/<job_id>")
+def register(job_id: str) -> Response:
+    """Register who asked for a job before (or after) its notifications: idempotent, one row either way."""
+    hook = service()
+    if not hook.validator.job_id_is_valid(job_id):
+        raise _bad("job_id invalide", "$.job_id")
+    body = parse_json(read_body(hook.deadlines))
+    hook.validator.validate_registration(body)
+    owner = {name: body.get(name) for name in ("user_id", "organization_id", "prompt")}
+    created = jobs.register(_db(), job_id, owner)
+    return _conditional(jsonify(jobs.find(_db(), job_id)), status=201 if created else 200)
+
+
+@bp.get("/<job_id>/deliveries")
+def deliveries(job_id: str) -> Response:
+    """What the backend sent for this job and what the service answered, newest first (bodies when asked)."""
+    include = request.args.get("include")
+    if set(request.args) - {"include"} or include not in (None, "body"):
+        raise _bad("seul le paramètre include=body est accepté", "$.include")
+    found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
+    return _conditional(jsonify(deliveries=found))
+
+
+def _db() -> Database:
+    db = service().db
+    if db is None:
+        raise NotFound("Pas de base de données: l'API des jobs demande DATABASE_URL")
+    return db
+
+
+def _conditional(response: Response, status: int = 200) -> Response:
+    response.status_code = status
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def _bad(message: str, path: str) -> InvalidPayload:
+    return InvalidPayload("Paramètre invalide", [{"path": path, "message": message}], outcome="invalid_parameter")
+
+
+def _bounded(name: str) -> str:
+    value = request.args[name]
+    if not 0 < len(value) <= MAX_FILTER:
+        raise _bad(f"{name} doit avoir de 1 à {MAX_FILTER} caractères", f"$.{name}")
+    return value
+
+
+def _since(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _bad("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as the database stores and sorts it
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
+    return int(value)
+
+
+def _encode(after: tuple[str, int]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(after)).encode()).decode().rstrip("=")
+
+
+def _cursor(value: str | None) -> tuple[str, int] | None:
+    """The key after which the next page starts, as next_cursor gave it; 400 for anything else."""
+    if value is None:
+        return None
+    try:
+        created_at, row_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise _bad("cursor invalide: reprenez celui de next_cursor", "$.cursor") from None
+    if not isinstance(row_id, int) or isinstance(row_id, bool) or len(value) > 200:
+        raise _bad("cursor invalide: reprenez celui de next_cursor", "$.cursor")
+    return created_at, row_id
