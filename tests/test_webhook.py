@@ -55,7 +55,7 @@ def test_response_is_utf8_json(client):
     """The French message travels as UTF-8 bytes, not as \\u escapes."""
     response = client.post(URL, json=COMPLETED)
     assert response.mimetype == "application/json"
-    assert "générée(s)".encode("utf-8") in response.data
+    assert "générée(s)".encode() in response.data
 
 
 def test_second_completed_is_a_duplicate(client):
@@ -208,19 +208,19 @@ INVALID = [
     ("progress negative", PROGRESS, _set(("progress",), -1), "$.progress"),
     ("progress a string", PROGRESS, _set(("progress",), "50"), "$.progress"),
     ("progress a boolean", PROGRESS, _set(("progress",), True), "$.progress"),
-    ("url not a URI", COMPLETED, _set(IMAGE + ("url",), "not a uri"), "$.data.images[0].url"),
-    ("url javascript:", COMPLETED, _set(IMAGE + ("url",), "javascript:alert(1)"), "$.data.images[0].url"),
-    ("url data:", COMPLETED, _set(IMAGE + ("url",), "data:image/png;base64,AAAA"), "$.data.images[0].url"),
-    ("url ftp:", COMPLETED, _set(IMAGE + ("url",), "ftp://x/y.png"), "$.data.images[0].url"),
+    ("url not a URI", COMPLETED, _set((*IMAGE, "url"), "not a uri"), "$.data.images[0].url"),
+    ("url javascript:", COMPLETED, _set((*IMAGE, "url"), "javascript:alert(1)"), "$.data.images[0].url"),
+    ("url data:", COMPLETED, _set((*IMAGE, "url"), "data:image/png;base64,AAAA"), "$.data.images[0].url"),
+    ("url ftp:", COMPLETED, _set((*IMAGE, "url"), "ftp://x/y.png"), "$.data.images[0].url"),
     ("timestamp with a trailing newline", FAILED, _set(("timestamp",), "2025-10-21T16:45:00Z\n"), "$.timestamp"),
     ("error_message a nested list", FAILED, _set(("error_message",), [[[["deep"]]]]), "$.error_message"),
-    ("url missing", COMPLETED, _set(IMAGE + ("url",), DELETE), "$.data.images[0]"),
-    ("size_bytes negative", COMPLETED, _set(IMAGE + ("size_bytes",), -1), "$.data.images[0].size_bytes"),
-    ("size_bytes fractional", COMPLETED, _set(IMAGE + ("size_bytes",), 1.5), "$.data.images[0].size_bytes"),
-    ("size_bytes a string", COMPLETED, _set(IMAGE + ("size_bytes",), "2048"), "$.data.images[0].size_bytes"),
+    ("url missing", COMPLETED, _set((*IMAGE, "url"), DELETE), "$.data.images[0]"),
+    ("size_bytes negative", COMPLETED, _set((*IMAGE, "size_bytes"), -1), "$.data.images[0].size_bytes"),
+    ("size_bytes fractional", COMPLETED, _set((*IMAGE, "size_bytes"), 1.5), "$.data.images[0].size_bytes"),
+    ("size_bytes a string", COMPLETED, _set((*IMAGE, "size_bytes"), "2048"), "$.data.images[0].size_bytes"),
     ("image not an object", COMPLETED, _set(IMAGE, "http://x/y.png"), "$.data.images[0]"),
     ("too many images", COMPLETED, _set(("data", "images"), [{"url": "http://x/y.png"}] * 101), "$.data.images"),
-    ("description too long", COMPLETED, _set(IMAGE + ("description",), "x" * 2001), "$.data.images[0].description"),
+    ("description too long", COMPLETED, _set((*IMAGE, "description"), "x" * 2001), "$.data.images[0].description"),
     ("metadata not an object", COMPLETED, _set(("data", "metadata"), "gemini"), "$.data.metadata"),
     (
         "generation time a string",
