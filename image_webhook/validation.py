@@ -55,17 +55,31 @@ def _unique_keys(pairs):
     return obj
 
 
-# A JSON escape of a UTF-16 surrogate: the only way a lone one (no character: it cannot be stored, logged
-# or sent on as UTF-8) gets into a string, since the body's bytes are UTF-8
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# JSON escapes of what no UTF-8 log or database text can hold: a UTF-16 surrogate (a lone one is no
+# character; the body's bytes being UTF-8, an escape is the only way in) and NUL (PostgreSQL refuses it)
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 def _whole_characters(value: Any, text: str) -> Any:
-    if _SURROGATE_ESCAPE.search(text):  # rare: pairs escaped (an emoji) are fine, a lone half is refused
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Refused("caractère Unicode invalide (demi-paire de substitution seule)") from None
+    """`value`, unless one of its strings (keys included) holds a lone surrogate or NUL; checked only when
+    the text has such an escape: an escaped pair (an emoji) is fine."""
+    if not _UNSTORABLE_ESCAPE.search(text):
+        return value
+    pending = [value]
+    while pending:  # iterative: the nesting may be as deep as the parser allowed
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise _Refused("caractère NUL (\\u0000) refusé")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Refused("caractère Unicode invalide (demi-paire de substitution seule)") from None
     return value
 
 

@@ -110,6 +110,19 @@ def test_repeated_key_is_refused(processed_once, text, key):
     assert math.isfinite(generation_sum(processed_once))
 
 
+@pytest.mark.parametrize("where", ["error_message", "key"])
+def test_nul_character_is_refused_never_a_500(client, where):
+    """A NUL character (no PostgreSQL text can hold one) in a string or a key is 400 "JSON invalide", on every
+    store and database, while an escaped backslash before "u0000" is plain text."""
+    body = json.dumps(payload(FAILED, f"nul-{where}"))
+    text = (
+        body.replace("Cl\\u00e9 API", "Cl\\u0000 API") if where == "error_message" else body[:-1] + ', "a\\u0000": 1}'
+    )
+    assert_json_refused(post_raw(client, text), "caractère NUL (\\u0000) refusé")
+    plain = body.replace("Cl\\u00e9 API", "Cl\\\\u0000 API")
+    assert post_raw(client, plain).status_code == 200
+
+
 def test_refused_body_leaves_its_job_unmarked(client):
     """A body refused for a repeated key does not mark its job: the clean one is then processed."""
     text = '{"job_id": "dup-then-clean", "status": "failed", "status": "pending"}'
