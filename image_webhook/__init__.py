@@ -37,7 +37,7 @@ def create_app(
     `config` (setting names only); `clock` drives the memory stores, `job_handler` processes each job."""
     # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
     # prometheus-client picks its multiprocess mode when it is first imported.
-    from . import cli, errors, logs, ops, processing, webhook
+    from . import cli, errors, logs, ops, pages, processing, webhook
     from .auth import Authenticator
     from .body import BodyDeadlines
     from .db import open_database
@@ -86,6 +86,7 @@ def create_app(
     app.teardown_request(lambda exc: end_request())
     app.register_blueprint(webhook.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(pages.bp)  # /jobs: the page, its JSON views and the static files (HTTP Basic in production)
     cli.register(app)  # the operators' commands: flask --app app db|jobs ...
     # gunicorn imports the app in each worker after the fork, so each worker runs its own threads
     if cleanup is not None:

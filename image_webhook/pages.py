@@ -1,0 +1,271 @@
+"""The page blueprint: /jobs (live list and monitoring plots) and /jobs/<job_id>, for people, behind HTTP Basic."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
+from werkzeug.datastructures import Authorization
+from werkzeug.exceptions import NotFound, Unauthorized
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import stats
+from .api import _cursor, _encode  # the read API's keyset cursors: one format for both
+from .context import service
+from .db import Database, jobs
+from .db import deliveries as deliveries_table
+from .errors import InvalidPayload
+from .validation import INTERMEDIATE_STATUSES, STATUSES
+
+bp = Blueprint("pages", __name__)
+USERS = "image_webhook.pages"  # the key of the page's BasicUsers in app.extensions
+PAGE_SIZE, MAX_LIMIT, MAX_FILTER, THUMBNAILS = 25, 100, 128, 4
+MAX_BODY = 64 * 1024  # characters of a delivery's body shown on the page
+KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+AGE_UNITS = (("j", 86400), ("h", 3600), ("min", 60))
+PERIODS = (("hour", "1 heure"), ("day", "1 jour"), ("week", "1 semaine"))
+STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
+
+
+class PageUnauthorized(Unauthorized):
+    """401 with the challenge that makes a browser ask for the page's login."""
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="jobs"')]
+
+
+class BasicUsers:
+    """HTTP Basic against DASHBOARD_USERS. A hash is checked whatever the name, so the time does not tell which
+    names exist; a pair that passed is remembered (an HMAC under a key of this process), so that the page's
+    polling does not pay a scrypt every second."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = dict(users)
+        self._key = os.urandom(32)
+        self._verified: set[bytes] = set()
+        self._decoy: str | None = None
+
+    def allows(self, credentials: Authorization | None) -> bool:
+        if credentials is None or credentials.type != "basic" or not self.users:
+            return False
+        name, password = credentials.username or "", credentials.password or ""
+        pair = f"{len(name)}:{name}{password}".encode("utf-8", "surrogatepass")
+        seal = hmac.new(self._key, pair, hashlib.sha256).digest()
+        if seal in self._verified:
+            return True
+        hashed = self.users.get(name)
+        if not check_password_hash(hashed or self.decoy(), password) or hashed is None:
+            return False
+        if len(self._verified) >= 64:  # bounded: a few people, a few passwords
+            self._verified.clear()
+        self._verified.add(seal)
+        return True
+
+    def decoy(self) -> str:
+        """A hash no password matches, made like the users' ones (same method and cost)."""
+        if self._decoy is None:
+            method = next(iter(self.users.values()), "scrypt").split("$")[0]
+            self._decoy = generate_password_hash(os.urandom(16).hex(), method=method)
+        return self._decoy
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    state.app.extensions[USERS] = BasicUsers(state.app.config["DASHBOARD_USERS"])
+
+
+@bp.before_app_request
+def gate() -> None:
+    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
+    if not _ours():
+        return
+    if not current_app.config["DASHBOARD"]:
+        raise NotFound()
+    production = current_app.config["APP_ENV"] == "production"
+    if production and not current_app.extensions[USERS].allows(request.authorization):
+        raise PageUnauthorized()
+
+
+@bp.after_app_request
+def secure(response: Response) -> Response:
+    """Every answer of the pages (errors included): no inline script or style, nothing sniffed, no referrer."""
+    if _ours():
+        response.headers.update(HEADERS)
+    return response
+
+
+def _ours() -> bool:
+    return request.blueprint == "pages" or request.endpoint == "static"
+
+
+@bp.get("/jobs")
+def jobs_page() -> str:
+    """Recent jobs newest first, filtered, in keyset pages; the script keeps them current; the plots below."""
+    db = service().db
+    if db is None:  # the stateless mode keeps no job: the page says so
+        return render_template("jobs.html", stateless=True, message=STATELESS)
+    filters, limit, after = _filters()
+    found, following = jobs.page(db, filters, limit=limit, after=after)
+    feed = _feed(found, following)
+    return render_template(
+        "jobs.html",
+        jobs=[present(job) for job in found],
+        feed_url=url_for(".feed", **_query()),
+        feed_etag=feed.headers["ETag"],
+        next_url=url_for(".jobs_page", **_query(cursor=_encode(following))) if following else None,
+        first_url=url_for(".jobs_page", **_query(cursor=None)) if after else None,
+        filters=filters,
+        statuses=[*INTERMEDIATE_STATUSES, "completed", "failed"],
+        period=_period(),
+        periods=[(name, label, url_for(".jobs_page", **_query(period=name, cursor=None))) for name, label in PERIODS],
+        stats_url=url_for(".monitoring", period=_period()),
+    )
+
+
+@bp.get("/jobs.json")
+def feed() -> Response:
+    """The list of /jobs as JSON for its script: an ETag, 304 while nothing changed."""
+    filters, limit, after = _filters()
+    return _conditional(_feed(*jobs.page(_db(), filters, limit=limit, after=after)))
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str) -> str:
+    """One job: its images, its metadata, and every delivery with what arrived and what was answered."""
+    job = jobs.find(_db(), job_id) if len(job_id) <= 256 else None
+    if job is None:
+        raise NotFound("Job inconnu")
+    metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
+    images = [image for image in (job["images"] if isinstance(job["images"], list) else []) if isinstance(image, dict)]
+    found = deliveries_table.for_job(_db(), job_id, include_body=True)
+    return render_template(
+        "job.html",
+        job=present(job),
+        record=job,
+        images=[
+            {**i, "url": i.get("url") if _web_url(i.get("url")) else None, "raw_url": i.get("url")} for i in images
+        ],
+        metadata=[(key, value if isinstance(value, str) else json.dumps(value)) for key, value in metadata.items()],
+        deliveries=[{**d, "body": _pretty(d["body"]), "response_body": _pretty(d["response_body"])} for d in found],
+    )
+
+
+@bp.get("/monitoring.json")
+def monitoring() -> Response:
+    """The plots' numbers over the chosen period (hour, day, week), from the job and delivery records."""
+    return _conditional(jsonify(stats.summary(_db(), _period())))
+
+
+def present(job: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a job, the same in the HTML and in the feed; thumbnails from http(s) URLs only."""
+    images = [i for i in (job["images"] or []) if isinstance(i, dict) and _web_url(i.get("url"))]
+    metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
+    status = job["status"] if job["status"] in STATUSES else "unknown"
+    progress, seconds = job["progress"], metadata.get("generation_time_seconds")
+    return {name: job[name] for name in ("job_id", "prompt", "message", "user_id", "organization_id")} | {
+        "href": url_for(".job_page", job_id=job["job_id"]),
+        "status": status,
+        "running": status in INTERMEDIATE_STATUSES,
+        "progress": min(max(float(progress), 0.0), 100.0) if isinstance(progress, int | float) else None,
+        "error_message": job["error_message"] if status == "failed" else None,
+        "thumbnails": [{"url": i["url"], "alt": _text(i.get("description"))} for i in images[:THUMBNAILS]],
+        "more_images": max(len(images) - THUMBNAILS, 0),
+        "model": _text(metadata.get("model_name")),
+        "generation_seconds": seconds if type(seconds) in (int, float) else None,
+        "created_at": job["created_at"],
+    }
+
+
+@bp.app_template_filter("age")
+def age(moment: str | None) -> str:
+    """How long ago an ISO 8601 time was, as the page's script also writes it: '42 s', '5 min', '3 h', '2 j'."""
+    try:
+        seconds = max(0, int((datetime.now(UTC) - datetime.fromisoformat(moment or "")).total_seconds()))
+    except (TypeError, ValueError):
+        return ""
+    unit, size = next(((unit, size) for unit, size in AGE_UNITS if seconds >= size), ("s", 1))
+    return f"{seconds // size} {unit}"
+
+
+def _feed(found: list[dict[str, Any]], following: tuple[str, int] | None) -> Response:
+    following_url = url_for(".jobs_page", **_query(cursor=_encode(following))) if following else None
+    response = jsonify(jobs=[present(job) for job in found], next_url=following_url)
+    response.add_etag()
+    return response
+
+
+def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
+    """The status and owner filters, the page size and the keyset cursor; an empty field is no filter."""
+    filters = {name: value for name in ("status", "user_id") if (value := request.args.get(name, ""))}
+    if filters.get("status", "completed") not in STATUSES:
+        raise _bad("status inconnu", "$.status")
+    if len(filters.get("user_id", "")) > MAX_FILTER:
+        raise _bad(f"user_id doit avoir au plus {MAX_FILTER} caractères", "$.user_id")
+    limit = request.args.get("limit") or str(PAGE_SIZE)
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
+    return filters, int(limit), _cursor(request.args.get("cursor") or None)
+
+
+def _period() -> str:
+    period = request.args.get("period") or "day"
+    if period not in stats.PERIODS:
+        raise _bad("period doit être hour, day ou week", "$.period")
+    return period
+
+
+def _query(**changes: str | None) -> dict[str, Any]:
+    kept = {name: value for name in KEPT if (value := request.args.get(name))}
+    return {name: value for name, value in {**kept, **changes}.items() if value}
+
+
+def _web_url(url: Any) -> bool:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # a malformed host such as "http://[::1"
+        return False
+    return parts is not None and parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _pretty(text: str | None) -> str:
+    """A body as it arrived, indented when it is JSON, cut to MAX_BODY characters."""
+    if not text:
+        return ""
+    with contextlib.suppress(ValueError, RecursionError):  # not JSON: shown as it arrived
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "\n… (tronqué)"
+
+
+def _db() -> Database:
+    db = service().db
+    if db is None:
+        raise NotFound(STATELESS)
+    return db
+
+
+def _conditional(response: Response) -> Response:
+    response.add_etag(overwrite=False)
+    response.make_conditional(request)  # 304 in place when If-None-Match matches
+    return response
+
+
+def _bad(message: str, path: str) -> InvalidPayload:
+    return InvalidPayload("Paramètre invalide", [{"path": path, "message": message}], outcome="invalid_parameter")

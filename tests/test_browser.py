@@ -1,0 +1,285 @@
+"""/jobs in a real headless Chromium: live progress and thumbnails, no reload, hostile fields inert, a screenshot."""
+
+import os
+import shutil
+import struct
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.payloads import COMPLETED, FAILED, PROGRESS, payload
+from tests.servers import GunicornServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "docs" / "jobs.png"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+INSTALL = "apt-get update && apt-get install -y chromium chromium-driver; pip install -r requirements-dev.txt"
+WINDOW = (1280, 800)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",  # as root, in a container without user namespaces
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # no traffic but to the test's own servers
+    "--disable-component-update",
+    "--disable-sync",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+)
+# every field the backend controls, each trying to run a script that would leave a mark
+PWN = "window.__pwned = 1; alert(1)"
+HOSTILE_PROMPT = f'<img src=x onerror="{PWN}"><script>{PWN}</script>'
+HOSTILE_MESSAGE = f'"><svg onload="{PWN}">'
+HOSTILE_MODEL = '<iframe srcdoc="<script>parent.__pwned = 1</script>"></iframe>'
+
+
+def require_browser():
+    """Skip with the install command where Chromium, its driver or Selenium is missing; fail in CI (.ci/run
+    installs them)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium")
+    if not missing:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{', '.join(missing)} missing in CI: .ci/run must install them")
+    pytest.skip(f"{', '.join(missing)} missing: {INSTALL}")
+
+
+def until(read, done=bool, timeout=10, what="the page"):
+    """Poll `read()` until `done(value)` or the deadline; return the value, or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not get there within {timeout}s: last value {value!r}")
+        time.sleep(0.1)
+    return value
+
+
+def picture(number):
+    """A small SVG landscape, different for each number: the thumbnails' images."""
+    hue = (number * 67) % 360
+    sun = 30 + (number * 23) % 60
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 100 100">'
+        f'<defs><linearGradient id="s" x2="0" y2="1"><stop offset="0" stop-color="hsl({hue},70%,35%)"/>'
+        f'<stop offset="1" stop-color="hsl({(hue + 40) % 360},80%,75%)"/></linearGradient></defs>'
+        '<rect width="100" height="100" fill="url(#s)"/>'
+        f'<circle cx="{sun}" cy="32" r="12" fill="hsl({(hue + 180) % 360},90%,80%)"/>'
+        f'<path d="M0 75 Q25 {55 + number % 15} 50 72 T100 68 V100 H0Z" fill="hsl({(hue + 120) % 360},40%,25%)"/>'
+        f'<path d="M0 88 Q35 78 60 90 T100 85 V100 H0Z" fill="hsl({(hue + 150) % 360},35%,15%)"/></svg>'
+    ).encode()
+
+
+class Pictures:
+    """A tiny image server on loopback: GET /<n>.svg answers picture(n); the thumbnails point here."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 5
+
+            def do_GET(self):
+                number = self.path.strip("/").removesuffix(".svg")
+                body = picture(int(number)) if number.isdigit() else b""
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "image/svg+xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def pictures():
+    server = Pictures()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the module, with a new empty profile; Selenium is given the driver's path, so
+    Selenium Manager downloads nothing."""
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.unhandled_prompt_behavior = "ignore"  # an alert stays open for the test to find
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    driver.set_script_timeout(10)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def server(tmp_path, browser):
+    """The service as `make run` starts it (development, SQLite), one worker; the browser leaves its page
+    before it stops (a polling page keeps its connections busy)."""
+    with GunicornServer(tmp_path, {"APP_ENV": "development", "WEB_CONCURRENCY": "1"}) as server:
+        yield server
+        browser.get("about:blank")
+
+
+def post(server, body):
+    response = server.post(body)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def completed(job_id, pictures, numbers, *, prompt, model, seconds, user=None):
+    body = payload(COMPLETED, job_id, message=f"{len(numbers)} image(s) prête(s)")
+    image = body["data"]["images"][0]
+    body["data"]["images"] = [
+        {**image, "url": f"{pictures.url}/{n}.svg", "description": prompt, "size_bytes": 180_000 * (n % 7 + 1)}
+        for n in numbers
+    ]
+    body["data"]["metadata"].update(model_name=model, generation_time_seconds=seconds)
+    return body
+
+
+def row_state(browser, job_id):
+    """What the job's row shows: its status, its bar's value (None without a bar), its loaded thumbnails."""
+    return browser.execute_script(
+        """const row = document.querySelector('tr[data-job-id="' + CSS.escape(arguments[0]) + '"]');
+        if (!row) return null;
+        const bar = row.querySelector("progress");
+        const images = [...row.querySelectorAll("img.thumb")];
+        return {status: row.querySelector(".badge").textContent, progress: bar ? bar.value : null,
+                images: images.filter((i) => i.complete && i.naturalWidth > 0).map((i) => i.getAttribute("src"))};""",
+        job_id,
+    )
+
+
+def csp_errors(browser):
+    return [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def test_progress_moves_and_thumbnails_appear_without_a_reload(browser, server, pictures):
+    """While /jobs is open, each progress notification moves the job's bar and the completion shows its
+    thumbnails, the page polling its JSON view (304 while nothing changed) and never reloading."""
+    job_id = f"live-{uuid.uuid4().hex[:8]}"
+    post(server, payload(PROGRESS, job_id, status="pending", progress=0, message="En attente"))
+    browser.get(server.url + "/jobs")
+    marker = uuid.uuid4().hex
+    browser.execute_script("window.__loaded = arguments[0]", marker)
+    origin = browser.execute_script("return performance.timeOrigin")
+    assert row_state(browser, job_id)["progress"] == 0
+
+    for status, progress in (("generating", 30), ("generating", 70), ("saving", 90)):
+        post(server, payload(PROGRESS, job_id, status=status, progress=progress, message=f"{status} {progress}%"))
+        state = until(lambda: row_state(browser, job_id), lambda s, p=progress: s["progress"] == p, what="the bar")
+        assert state["status"] == status
+    post(server, completed(job_id, pictures, [1, 2], prompt="Un chat astronaute", model="imagen-3", seconds=9.5))
+    state = until(lambda: row_state(browser, job_id), lambda s: len(s["images"]) == 2, what="the thumbnails")
+    assert state == {
+        "status": "completed",
+        "progress": None,
+        "images": [f"{pictures.url}/1.svg", f"{pictures.url}/2.svg"],
+    }
+
+    assert browser.execute_script("return window.__loaded") == marker  # the same document all along
+    assert browser.execute_script("return performance.timeOrigin") == origin
+    assert browser.execute_script('return performance.getEntriesByType("navigation").length') == 1
+    server.wait_for('"GET /jobs.json HTTP/1.1" 304')  # the polling is conditional: 304 once nothing changes
+    assert csp_errors(browser) == []  # the page, its scripts and Chart.js keep within its own policy
+
+
+def test_hostile_fields_run_no_script(browser, server, pictures):
+    """A prompt, message and model name carrying scripts show as text on both pages: no alert, no mark left,
+    and the Content-Security-Policy refuses an inline script even if one got in."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    job_id = f"hostile-{uuid.uuid4().hex[:8]}"
+    body = completed(job_id, pictures, [3], prompt=HOSTILE_PROMPT, model=HOSTILE_MODEL, seconds=1.0)
+    post(server, {**body, "message": HOSTILE_MESSAGE})
+    post(server, payload(FAILED, f"{job_id}-failed", error_message=HOSTILE_PROMPT, message=HOSTILE_MESSAGE))
+
+    browser.get(f"{server.url}/jobs/{job_id}")
+    assert HOSTILE_PROMPT in browser.find_element("css selector", ".facts dd").text
+    browser.get(server.url + "/jobs")
+    until(lambda: row_state(browser, job_id), lambda s: len(s["images"]) == 1, what="the hostile job's thumbnail")
+    rows = browser.execute_script('return document.querySelectorAll("tr[data-job-id]").length')
+    texts = browser.execute_script(
+        'return [...document.querySelectorAll(".prompt, .model, .text, .error")].map((e) => e.textContent)'
+    )
+    assert rows == 2 and HOSTILE_PROMPT in texts and HOSTILE_MESSAGE in texts
+    assert any(text.startswith(HOSTILE_MODEL) for text in texts)
+    time.sleep(2)  # a poll rebuilds nothing unchanged, but give any script the time to run
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 (reading it is the check)
+    assert browser.execute_script("return typeof window.__pwned") == "undefined"
+    assert browser.execute_script("return document.querySelectorAll('iframe, svg, script:not([src])').length") == 0
+    assert csp_errors(browser) == []
+
+    blocked = browser.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        document.addEventListener("securitypolicyviolation", (e) => done(e.violatedDirective));
+        const script = document.createElement("script");
+        script.textContent = "window.__inline = 1";
+        document.body.append(script);
+        setTimeout(() => done(window.__inline === undefined ? "not run, no report" : "ran"), 3000);"""
+    )
+    assert blocked.startswith("script-src") and browser.execute_script("return window.__inline") is None
+
+
+def test_screenshot_of_the_jobs_page(browser, server, pictures):
+    """The README's picture: /jobs with real jobs (thumbnails, a failure, a running bar) and the plots."""
+    from selenium.webdriver.common.by import By
+
+    jobs = [
+        ("a1f3", "Un chat astronaute flottant dans l'espace", "gemini-2.0-flash-exp", 12.5, [11, 12], "alice"),
+        ("b7c2", "Un phare sous une aurore boréale", "imagen-3", 18.2, [5], "bob"),
+        ("c9d4", "Une forêt de bambous au lever du soleil", "gemini-2.0-flash-exp", 9.8, [8, 9, 10], "alice"),
+        ("d2e8", "Un robot jardinier dans une serre", "sdxl-turbo", 3.1, [14], "chloé"),
+        ("e5f1", "Une ville flottante au coucher du soleil", "imagen-3", 21.4, [2, 6], "bob"),
+    ]
+    for job_id, prompt, model, seconds, numbers, user in jobs:
+        post(server, payload(PROGRESS, f"job-{job_id}", status="generating", progress=40))
+        post(server, completed(f"job-{job_id}", pictures, numbers, prompt=prompt, model=model, seconds=seconds))
+        requests.put(f"{server.url}/api/jobs/job-{job_id}", json={"user_id": user}, timeout=10)
+    post(server, completed("job-b7c2", pictures, [5], prompt="", model="imagen-3", seconds=18.2))  # a duplicate
+    post(server, payload(FAILED, "job-f0a6", error_message="Quota de l'API dépassé"))
+    post(server, payload(PROGRESS, "job-g3b9", status="generating", progress=45, message="Génération en cours..."))
+    post(server, payload(PROGRESS, "job-h8c1", status="pending", progress=0, message="En file d'attente"))
+
+    browser.get(server.url + "/jobs")
+    until(lambda: browser.execute_script("return document.getElementById('monitoring').dataset.loaded"))
+    until(lambda: all(len(row_state(browser, f"job-{j[0]}")["images"]) == len(j[4]) for j in jobs))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-job-id]")) == 8
+    until(lambda: browser.find_element(By.ID, "live").text.startswith("en direct"))  # its first poll answered
+    # the whole page, 1280 pixels wide: the jobs and, below them, the plots
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    metrics = {"width": WINDOW[0], "height": max(height, WINDOW[1]), "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        time.sleep(0.5)  # the charts follow the new size on their next frame
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(SCREENSHOT))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    width, height = struct.unpack(">II", SCREENSHOT.read_bytes()[16:24])  # the PNG's IHDR
+    assert width == WINDOW[0] and height >= WINDOW[1]

@@ -1,0 +1,427 @@
+"""The /jobs pages: answers, HTTP Basic in production, security headers, escaping, plots matching the records."""
+
+import base64
+import json
+import sqlite3
+import uuid
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.security import generate_password_hash
+
+from image_webhook.context import EXTENSION
+from image_webhook.pages import HEADERS
+from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
+from tests.servers import GunicornServer, eventually
+
+USER, PASSWORD = "operator", "correct horse battery staple"
+USERS = f"{USER}:{generate_password_hash(PASSWORD, method='pbkdf2:sha256:1000')}"  # cheap hash: tests only
+TOKEN = "read-api-token-0123456789abcdefghijklmnopqrstuvwxyz"
+ROUTES = ("/jobs", "/jobs.json", "/monitoring.json", "/static/jobs.js")
+# every field the backend controls, hostile
+SCRIPT = "<script>alert(1)</script>"
+BREAKOUT = '"><img src=x onerror=alert(1)>'
+MODEL = "<b onmouseover=alert(1)>model</b>"
+REFUSED_URLS = ("javascript:alert(1)", "data:text/html,<script>alert(1)</script>")
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def completed(job_id, *, seconds=12.5, sizes=(2048576,), model="gemini-2.0-flash-exp", **changes):
+    """A completed notification with one image per size (None: no size_bytes) and a generation time."""
+    body = payload(COMPLETED, job_id, **changes)
+    image = body["data"]["images"][0]
+    body["data"]["images"] = [
+        {
+            k: v
+            for k, v in {**image, "url": f"http://127.0.0.1/{job_id}/{n}.png", "size_bytes": size}.items()
+            if v is not None
+        }
+        for n, size in enumerate(sizes)
+    ]
+    body["data"]["metadata"].update(model_name=model, generation_time_seconds=seconds)
+    return body
+
+
+def hostile(job_id):
+    body = completed(job_id, model=MODEL, message=BREAKOUT, sizes=(1000, 2000, 3000))
+    for image in body["data"]["images"]:
+        image["description"] = SCRIPT + '" onerror="alert(1)'
+    return body
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the text inside <script> elements."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.tags, self.script_text, self._in_script = [], [], False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.script_text.append(data)
+
+
+def assert_inert(html):
+    """No inline script, no event handler or style attribute, images and links from http(s) or the service."""
+    tags = Tags(html)
+    assert tags.script_text == []
+    for tag, attrs in tags.tags:
+        assert not [name for name in attrs if name.startswith("on") or name in ("style", "srcdoc")], (tag, attrs)
+        assert tag not in ("iframe", "object", "embed", "base", "svg")
+        if tag == "script":
+            assert attrs["src"].startswith("/static/")
+        if tag == "img":
+            assert urlsplit(attrs["src"]).scheme in ("http", "https"), attrs
+        if tag == "a" and attrs.get("href"):
+            assert attrs["href"].startswith("/") or urlsplit(attrs["href"]).scheme in ("http", "https"), attrs
+    assert SCRIPT not in html and BREAKOUT not in html and MODEL not in html
+    return tags
+
+
+def assert_headers(response):
+    for name, value in HEADERS.items():
+        assert response.headers.get(name) == value, (response.request.path, name)
+
+
+def counter(metrics_text, name, **labels):
+    """The sum of a metric's samples whose labels include `labels`."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def get(client, path, **kwargs):
+    """A Flask client GET, read and closed (a static file is streamed from an open file)."""
+    response = client.get(path, **kwargs)
+    response.get_data()
+    response.close()
+    return response
+
+
+def rows(db, sql):
+    return db.read(lambda connection: connection.execute(db.sql(sql)).fetchall())
+
+
+# --- through the Flask client ------------------------------------------------------------------------------------
+
+
+@pytest.mark.database
+def test_every_page_answers_with_the_security_headers(client):
+    """The pages, their JSON views, the static files and their errors answer with the CSP, nosniff, no-referrer."""
+    assert client.post(URL, json=completed("job-1")).status_code == 200
+    expected = {
+        "/jobs": (200, "text/html"),
+        "/jobs.json": (200, "application/json"),
+        "/jobs/job-1": (200, "text/html"),
+        "/monitoring.json?period=week": (200, "application/json"),
+        "/static/jobs.js": (200, "text/javascript"),
+        "/static/pages.css": (200, "text/css"),
+        "/static/vendor/chart.umd.min.js": (200, "text/javascript"),
+        "/jobs/unknown-job": (404, "application/json"),
+        "/jobs.json?status=lost": (400, "application/json"),
+    }
+    for path, (status, content_type) in expected.items():
+        response = get(client, path)
+        assert (response.status_code, response.mimetype) == (status, content_type), path
+        assert_headers(response)
+    assert "Content-Security-Policy" not in client.get("/healthz").headers  # the pages' headers stay on the pages
+
+
+@pytest.mark.memory_only
+def test_the_stateless_mode_says_there_is_nothing_to_show(client):
+    """Without a database the page says why it is empty and its JSON views answer 404 in JSON."""
+    page = client.get("/jobs")
+    assert page.status_code == 200 and "Pas de base de données" in page.get_data(as_text=True)
+    assert "data-feed" not in page.get_data(as_text=True)  # no script polling a view that does not exist
+    for path in ("/jobs.json", "/monitoring.json", "/jobs/job-1"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.is_json, path
+
+
+AUTH_CASES = {
+    # name: (settings, request headers, expected status on every route)
+    "production without users, no credentials": ({}, {}, 401),
+    "production without users, any credentials": ({}, basic(USER, PASSWORD), 401),
+    "no credentials": ({"DASHBOARD_USERS": USERS}, {}, 401),
+    "wrong password": ({"DASHBOARD_USERS": USERS}, basic(USER, "wrong"), 401),
+    "unknown user": ({"DASHBOARD_USERS": USERS}, basic("intruder", PASSWORD), 401),
+    "the read API's token": ({"DASHBOARD_USERS": USERS}, {"Authorization": f"Bearer {TOKEN}"}, 401),
+    "the webhook's secret": ({"DASHBOARD_USERS": USERS}, {"X-Webhook-Secret": SECRET}, 401),
+    "right credentials": ({"DASHBOARD_USERS": USERS}, basic(USER, PASSWORD), 200),
+    "turned off": ({"DASHBOARD_USERS": USERS, "DASHBOARD": "off"}, basic(USER, PASSWORD), 404),
+}
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("case", AUTH_CASES)
+def test_production_asks_for_the_page_login(make_app, case):
+    """In production every page, JSON view and static file needs a DASHBOARD_USERS login (401 Basic challenge
+    otherwise, closed while none is set), never a read-API token; DASHBOARD=off makes them 404."""
+    settings, headers, status = AUTH_CASES[case]
+    app = make_app(APP_ENV="production", WEBHOOK_SECRET=SECRET, JOBS_API_TOKENS=TOKEN, **settings)
+    client = app.test_client()
+    assert client.post(URL, json=completed("job-1"), headers={"X-Webhook-Secret": SECRET}).status_code == 200
+    for path in (*ROUTES, "/jobs/job-1"):
+        response = get(client, path, headers=headers)
+        assert response.status_code == status, path
+        assert response.is_json or status == 200
+        assert_headers(response)
+        if status == 401:
+            assert response.headers["WWW-Authenticate"] == 'Basic realm="jobs"'
+    assert client.get("/api/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200  # untouched
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("dashboard", ["on", "off"])
+def test_development_is_open_unless_turned_off(make_app, dashboard):
+    """In development the pages need no login; DASHBOARD=off still makes them 404."""
+    client = make_app(DASHBOARD=dashboard).test_client()
+    for path in ROUTES:
+        assert get(client, path).status_code == (200 if dashboard == "on" else 404), path
+
+
+@pytest.mark.database
+def test_hostile_fields_are_shown_as_text_only(app, client):
+    """A prompt, message, model name and alt text carrying HTML come out escaped, and an image URL that is not
+    http(s) (written straight into the database: the webhook refuses it) gets no <img> and no link."""
+    assert client.post(URL, json=hostile("job-1")).status_code == 200
+    assert client.post(URL, json=payload(FAILED, "job-2", error_message=SCRIPT, message=BREAKOUT)).status_code == 200
+    db = app.extensions[EXTENSION].db
+    job = client.get("/jobs.json").json["jobs"][1]
+    images = [{"url": url, "description": SCRIPT} for url in REFUSED_URLS]
+    images.append({"url": job["thumbnails"][0]["url"], "description": SCRIPT})
+    update = "UPDATE jobs SET images = :images WHERE job_id = 'job-1'"
+    db.write(lambda connection: connection.execute(db.sql(update), {"images": json.dumps(images)}))
+
+    for path in ("/jobs", "/jobs/job-1", "/jobs/job-2"):
+        html = client.get(path).get_data(as_text=True)
+        tags = assert_inert(html)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+        assert not [attrs for tag, attrs in tags.tags if "javascript:" in str(attrs) or "data:" in str(attrs)]
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in client.get("/jobs/job-1").get_data(as_text=True)
+    feed = client.get("/jobs.json").json["jobs"]
+    assert [image["url"] for image in feed[1]["thumbnails"]] == [images[2]["url"]]
+    assert feed[1]["model"] == MODEL  # JSON carries the text as it is: the script inserts it with textContent
+
+
+@pytest.mark.database
+def test_the_feed_answers_304_until_a_job_changes(client):
+    """The page's JSON view has an ETag, the page hands it to its script, and 304 holds until a job moves."""
+    client.post(URL, json=payload(PROGRESS, "job-1", status="generating", progress=30))
+    first = client.get("/jobs.json")
+    etag = first.headers["ETag"]
+    page = Tags(client.get("/jobs").get_data(as_text=True))
+    assert [attrs["data-etag"] for tag, attrs in page.tags if tag == "section" and "data-etag" in attrs] == [etag]
+    unchanged = client.get("/jobs.json", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.data == b""
+    client.post(URL, json=payload(PROGRESS, "job-1", status="generating", progress=70))
+    moved = client.get("/jobs.json", headers={"If-None-Match": etag})
+    assert moved.status_code == 200 and moved.headers["ETag"] != etag
+    assert moved.json["jobs"][0]["progress"] == 70 and moved.json["jobs"][0]["running"] is True
+
+
+@pytest.mark.database
+def test_filters_and_keyset_pages(client):
+    """Status and owner filters, and pages that follow each other without repeating a job."""
+    for n in range(5):
+        client.put(f"/api/jobs/job-{n}", json={"user_id": "alice" if n % 2 == 0 else "bob"})
+    client.post(URL, json=completed("job-4"))
+    seen, query = [], "user_id=alice&limit=2"
+    for _ in range(5):
+        page = client.get(f"/jobs.json?{query}").json
+        seen += [job["job_id"] for job in page["jobs"]]
+        assert {job["user_id"] for job in page["jobs"]} == {"alice"}
+        if not page["next_url"]:
+            break
+        query = urlsplit(page["next_url"]).query
+        assert parse_qs(query)["user_id"] == ["alice"]
+    assert seen == ["job-4", "job-2", "job-0"]
+    assert [job["job_id"] for job in client.get("/jobs.json?status=completed").json["jobs"]] == ["job-4"]
+    assert client.get("/jobs.json?status=&user_id=").json["jobs"][0]["job_id"] == "job-4"  # empty fields: no filter
+    for query in ("status=lost", "limit=0", "limit=101", "cursor=nope", "period=year", "user_id=" + "x" * 129):
+        response = client.get(f"/jobs.json?{query}" if "period" not in query else f"/monitoring.json?{query}")
+        assert response.status_code == 400 and response.json["error"] == "Paramètre invalide", query
+
+
+@pytest.mark.database
+def test_a_job_page_shows_what_arrived_and_what_was_answered(client):
+    """Each delivery of a job is listed with its outcome, the body received and the answer, one click away."""
+    client.post(URL, json=payload(PROGRESS, "job-1", progress=40))
+    client.post(URL, json=completed("job-1", seconds=7.25))
+    client.post(URL, json=completed("job-1", seconds=7.25))
+
+    def page():
+        return client.get("/jobs/job-1").get_data(as_text=True)
+
+    assert eventually(lambda: page().count("<details>"), 3) == 3  # a duplicate is written without waiting
+    html = page()
+    for text in ("progress", "processed", "duplicate", "Job déjà traité", "7.25", "&#34;progress&#34;: 40"):
+        assert text in html, text
+    assert 'src="http://127.0.0.1/job-1/0.png"' in html
+
+
+@pytest.mark.database
+def test_plot_data_matches_the_database_and_the_metrics(app, client):
+    """3 completed jobs, 1 failed and 2 duplicates: the plots' numbers equal the records' and /metrics' counts."""
+    db = app.extensions[EXTENSION].db
+    sent = {"a": (2.5, (1000, 300_000)), "b": (10.0, (2_500_000,)), "c": (30.25, (12_000_000, None))}
+    for name, (seconds, sizes) in sent.items():
+        client.post(URL, json=completed(f"job-{name}", seconds=seconds, sizes=sizes, model=f"model-{name < 'c'}"))
+    client.post(URL, json=payload(FAILED, "job-d"))
+    client.post(URL, json=completed("job-a"))
+    client.post(URL, json=payload(FAILED, "job-d"))
+    duplicates = "SELECT COUNT(*) AS n FROM deliveries WHERE outcome = 'duplicate'"
+    assert eventually(lambda: rows(db, duplicates)[0]["n"], 2) == 2  # duplicates are written without waiting
+
+    stats = client.get("/monitoring.json?period=hour").json
+    metrics = client.get("/metrics").get_data(as_text=True)
+    by_status = {row["status"]: row["n"] for row in rows(db, "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")}
+    times = sorted(row["t"] for row in rows(db, "SELECT processing_time_ms AS t FROM jobs"))
+    assert stats["jobs"]["total_completed"] == by_status["completed"] == 3
+    assert stats["jobs"]["total_failed"] == by_status["failed"] == 1
+    assert sum(stats["jobs"]["completed"]) == 3 and sum(stats["jobs"]["failed"]) == 1
+    assert stats["duplicates"]["total"] == sum(stats["duplicates"]["deliveries"]) == 2
+    assert counter(metrics, "image_webhook_notifications_total", outcome="duplicate") == 2
+    assert counter(metrics, "image_webhook_notifications_total", outcome="processed") == 4
+    assert stats["processing_ms"]["jobs"] == len(times) == 4
+    assert counter(metrics, "image_webhook_processing_seconds_count") == 4
+    assert counter(metrics, "image_webhook_processing_seconds_sum") == pytest.approx(sum(times) / 1000)
+    assert stats["processing_ms"]["overall_median"] == times[1] and stats["processing_ms"]["overall_p99"] == times[-1]
+    sizes = stats["image_sizes"]
+    assert sizes["images"] == [1, 1, 0, 0, 1, 0, 1] and sizes["unknown_size"] == 1
+    assert sizes["images_total"] == 5 == counter(metrics, "image_webhook_images_total")
+    assert sizes["bytes_total"] == 14_801_000 == counter(metrics, "image_webhook_image_bytes_total")
+    models = {m["model"]: m for m in stats["generation_seconds"]}
+    assert models["model-True"]["completed"] == 2 and models["model-True"]["seconds"] == pytest.approx(12.5)
+    assert models["model-True"]["average"] == pytest.approx(6.25) and models["model-True"]["max"] == 10.0
+    assert sum(m["seconds"] for m in models.values()) == pytest.approx(42.75)
+    assert counter(metrics, "image_webhook_generation_seconds_sum") == pytest.approx(42.75)
+    assert sum(m["timed"] for m in models.values()) == 3 == counter(metrics, "image_webhook_generation_seconds_count")
+
+
+# --- through the real gunicorn -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory):
+    """One gunicorn in production with a page login, a read-API token and ONE worker (its /metrics counts every
+    request the records hold), on its own SQLite file."""
+    cwd = tmp_path_factory.mktemp("pages")
+    env = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET, "DASHBOARD_USERS": USERS, "JOBS_API_TOKENS": TOKEN}
+    with GunicornServer(cwd, {**env, "WEB_CONCURRENCY": "1"}) as server:
+        server.database = Path(cwd) / "jobs.sqlite3"
+        yield server
+
+
+def post(server, body):
+    response = server.post(body, headers={"X-Webhook-Secret": SECRET})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_gunicorn_pages_need_the_login(production):
+    """Through gunicorn: 401 with the Basic challenge without the right login or with a read-API token, 200 with
+    it; the security headers on every answer."""
+    post(production, completed(f"auth-{uuid.uuid4().hex}"))
+    login = basic(USER, PASSWORD)
+    for path in ROUTES:
+        for headers in ({}, basic(USER, "wrong"), {"Authorization": f"Bearer {TOKEN}"}):
+            refused = requests.get(production.url + path, headers=headers, timeout=10)
+            assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Basic realm="jobs"'
+            assert_headers(refused)
+        allowed = requests.get(production.url + path, headers=login, timeout=10)
+        assert allowed.status_code == 200, path
+        assert_headers(allowed)
+
+
+def test_gunicorn_escapes_hostile_fields(production):
+    """Through gunicorn: hostile text posted by the backend, and a javascript: URL put in the database, come out
+    of the pages inert."""
+    job_id = f"hostile-{uuid.uuid4().hex}"
+    post(production, hostile(job_id))
+    with sqlite3.connect(production.database, timeout=10) as connection:
+        (images,) = connection.execute("SELECT images FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        changed = json.loads(images)
+        changed[0]["url"] = REFUSED_URLS[0]
+        connection.execute("UPDATE jobs SET images = ? WHERE job_id = ?", (json.dumps(changed), job_id))
+    for path in ("/jobs", f"/jobs/{job_id}"):
+        html = requests.get(production.url + path, headers=basic(USER, PASSWORD), timeout=10).text
+        tags = assert_inert(html)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert not [attrs for tag, attrs in tags.tags if "javascript:" in str(attrs)]
+
+
+def test_gunicorn_plot_data_matches_the_database_and_the_metrics(production):
+    """Through gunicorn with one worker: the plot numbers equal the SQLite file's counts and /metrics."""
+    run = uuid.uuid4().hex
+    for n, seconds in enumerate((1.5, 4.0, 8.5)):
+        post(production, completed(f"plot-{run}-{n}", seconds=seconds, sizes=(1000 * (n + 1),)))
+    post(production, payload(FAILED, f"plot-{run}-failed"))
+    for _ in range(2):
+        post(production, completed(f"plot-{run}-0"))
+
+    def count(sql):
+        with sqlite3.connect(production.database, timeout=10) as connection:
+            return connection.execute(sql).fetchone()[0]
+
+    duplicates = "SELECT COUNT(*) FROM deliveries WHERE outcome = 'duplicate'"
+    metrics = requests.get(production.url + "/metrics", timeout=10).text
+    expected = counter(metrics, "image_webhook_notifications_total", outcome="duplicate")
+    assert eventually(lambda: count(duplicates), expected) == expected >= 2
+    stats = requests.get(production.url + "/monitoring.json?period=day", headers=basic(USER, PASSWORD), timeout=10)
+    stats = stats.json()
+    assert stats["duplicates"]["total"] == expected
+    assert stats["jobs"]["total_completed"] == count("SELECT COUNT(*) FROM jobs WHERE status = 'completed'")
+    assert stats["jobs"]["total_failed"] == count("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") >= 1
+    assert stats["jobs"]["total_completed"] + stats["jobs"]["total_failed"] == counter(
+        metrics, "image_webhook_processing_seconds_count"
+    )
+    assert stats["image_sizes"]["bytes_total"] == counter(metrics, "image_webhook_image_bytes_total")
+    assert stats["image_sizes"]["images_total"] == counter(metrics, "image_webhook_images_total")
+    seconds = sum(m["seconds"] for m in stats["generation_seconds"])
+    assert seconds == pytest.approx(counter(metrics, "image_webhook_generation_seconds_sum"))
+
+
+@pytest.mark.parametrize(
+    "settings, status",
+    [({"DASHBOARD": "off", "DASHBOARD_USERS": USERS}, 404), ({}, 401)],
+    ids=["turned off", "no users"],
+)
+def test_gunicorn_closed_or_turned_off(tmp_path, settings, status):
+    """Through gunicorn in production: closed (401, with a warning at start-up) while DASHBOARD_USERS is empty;
+    404 everywhere with DASHBOARD=off."""
+    env = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET, "WEB_CONCURRENCY": "1", **settings}
+    with GunicornServer(tmp_path, env) as server:
+        for path in ROUTES:
+            response = requests.get(server.url + path, headers=basic(USER, PASSWORD), timeout=10)
+            assert response.status_code == status and response.headers["Content-Type"] == "application/json", path
+        if status == 401:
+            assert "⚠️" in server.wait_for("DASHBOARD_USERS is empty")
+
+
+def test_templates_and_static_files_are_shipped_with_the_package():
+    """The page needs no network: the charting library, its licence and version are files of the package."""
+    static = Path(__file__).resolve().parent.parent / "image_webhook" / "static"
+    assert (static / "vendor" / "chart.umd.min.js").read_text().startswith("/*!\n * Chart.js v4.6.1")
+    assert "MIT" in (static / "vendor" / "chart.js-LICENSE.md").read_text()
+    assert "4.6.1" in (static / "vendor" / "README.md").read_text()
+    for script in static.glob("*.js"):
+        assert "innerHTML" not in script.read_text() and "eval(" not in script.read_text(), script
