@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: help run test lint curl-demo soak bench bench-workers bench-redis clean
+.PHONY: help run test lint migrate curl-demo soak bench bench-workers bench-redis clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -31,6 +31,9 @@ lint: $(INSTALLED) ## ruff (lint and format check) and mypy on the package
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+migrate: $(INSTALLED) ## apply pending database migrations (DATABASE_URL; by default the SQLite file in instance/)
+	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app app db upgrade
+
 curl-demo: ## the spec's sample payloads, posted with curl to a running server (make run in another terminal)
 	URL=$(URL) ./scripts/curl-demo.sh
 
@@ -42,15 +45,15 @@ $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 	@command -v wrk >/dev/null || ($(APT) update -qq && $(APT) install -y -qq wrk)
 	touch $@
 
-bench: $(VENV)/.bench ## the service against a bare Flask route on the same gunicorn settings (BENCHMARKS.md)
+bench: $(VENV)/.bench ## ~6 min: every configuration against bare Flask routes on the same gunicorn settings (BENCHMARKS.md)
 	$(BIN)/python -m bench.run
 
-bench-workers: $(VENV)/.bench ## the service under sync and gthread workers, against the baseline under each
-	$(BIN)/python -m bench.run --workers --rounds 3 --seconds 3
+bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against plain gthread, silent sockets held)
+	$(BIN)/python -m bench.run --parts workers
 
-bench-redis: $(VENV)/.bench ## the memory store with 1 worker against Redis with 2 x cores + 1 workers
+bench-redis: $(VENV)/.bench ## the stateless mode: memory store with 1 worker against Redis with 2 x cores + 1 workers
 	@command -v redis-server >/dev/null || ($(APT) update -qq && $(APT) install -y -qq redis-server)
-	$(BIN)/python -m bench.run --stores --rounds 3 --seconds 3 --connections 16
+	$(BIN)/python -m bench.run --parts redis
 
 clean: ## remove the virtualenv and the caches
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

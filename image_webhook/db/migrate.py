@@ -36,7 +36,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 def pending(url: str) -> list[str]:
     """The revisions not yet applied to the database, oldest first."""
     script = ScriptDirectory.from_config(alembic_config(url))
-    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    connect = {} if url.startswith("sqlite") else {"connect_timeout": 10}
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool, connect_args=connect)
     try:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
