@@ -1,7 +1,9 @@
 -- wrk script: POST one notification per request, its job id unique per request unless MODE=duplicate.
--- MODE (environment): completed | duplicate | progress | invalid; SECRET: sent as X-Webhook-Secret.
+-- MODE (environment): completed | duplicate | progress | invalid; SECRET: sent as X-Webhook-Secret;
+-- JOB: the job id every duplicate carries (bench/run.py completes it once before wrk starts).
 local mode = os.getenv("MODE") or "completed"
 local secret = os.getenv("SECRET")
+local duplicate = os.getenv("JOB") or "bench-duplicate"
 local counter = 0
 local prefix = ""
 
@@ -29,7 +31,7 @@ end
 
 function request()
   counter = counter + 1
-  local job = (mode == "duplicate") and "bench-duplicate" or (prefix .. "-" .. counter)
+  local job = (mode == "duplicate") and duplicate or (prefix .. "-" .. counter)
   local body
   if mode == "progress" then body = string.format(progress, job)
   elseif mode == "invalid" then body = string.format(invalid, job)

@@ -1,273 +1,214 @@
-"""make bench: the service against a bare Flask baseline on the same gunicorn settings, in one run.
+"""make bench: the service's configurations against bare Flask baselines on the same gunicorn settings, one run.
 
-Both are started with the project's gunicorn.conf.py on loopback and driven in turn (A B, then B A, ...)
-by wrk at a fixed concurrency, a unique job_id per request. Prints per round requests/s, p50 and p99,
-then the median ratios service/baseline; sweeps the concurrency for the plot; measures the store.
-`--workers` instead compares worker classes for the service. Everything stops by itself.
+Every server is started with the project's gunicorn.conf.py on loopback and they are measured in turn by
+wrk at a fixed concurrency (A B C ..., then ... C B A: the order reversed every round); ratios are taken
+within a round, then their median (and range) over the rounds. Parts (--parts):
+- ratios: the stateless mode (DATABASE_URL="", one worker) against the bare route (issues 10 and 11);
+- database: the default configuration (SQLite, 2 x cores + 1 workers) against a bare route committing one
+  row with the same pragmas, a bare route on the same workers, the stateless mode, the group commit at
+  MAX_BATCH=1, and PostgreSQL (fsync on) with the same workers (issue 12);
+- workers: the stateless service under plain gthread against the head-reading worker, tail included;
+- store: the memory store's bytes per job and lock holds (bench/store.py).
+Everything stops by itself; the figures go to bench/results/latest.json.
 """
 
 import argparse
-import json
+import contextlib
 import os
-import re
+import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from tests.servers import ROOT, GunicornServer, RedisServer
+from bench import harness, report
+from bench.harness import SECRET
+from tests.payloads import COMPLETED, payload
+from tests.servers import DEFAULT_WORKERS, ROOT, RedisServer
 
 RESULTS = ROOT / "bench" / "results"
-LOAD = ROOT / "bench" / "load.lua"
-SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
-BASELINE = "bench.baseline_app:app"
-# scenario: (wrk MODE, service environment, expected status)
-SCENARIOS = {
-    "completed (dev)": ("completed", "dev", 200),
-    "completed (prod, secret)": ("completed", "prod", 200),
-    "completed (dev, LOG_LEVEL=WARNING)": ("completed", "quiet", 200),
-    "duplicates": ("duplicate", "dev", 200),
-    "intermediate": ("progress", "dev", 200),
-    "invalid (400)": ("invalid", "dev", 400),
+BARE5 = report.BARE5  # the bare route on the default configuration's workers
+REDIS = report.REDIS  # the stateless mode with the Redis store, as many workers as the default
+STATELESS = {"APP_ENV": "development", "DATABASE_URL": ""}
+# name: (app, environment, gunicorn arguments, baseline?); the default configuration is DATABASE_URL unset
+SERVERS = {
+    "stateless": (None, STATELESS, (), False),
+    "stateless, prod": (None, {**STATELESS, "APP_ENV": "production", "WEBHOOK_SECRET": SECRET}, (), False),
+    "stateless, WARNING": (None, {**STATELESS, "LOG_LEVEL": "WARNING"}, (), False),
+    "stateless, gthread": (None, STATELESS, ("--worker-class", "gthread"), False),
+    "bare": ("bench.baseline_app:app", STATELESS, (), True),
+    BARE5: ("bench.baseline_app:app", {"APP_ENV": "development"}, (), True),
+    "default": (None, {"APP_ENV": "development"}, (), False),
+    "default, 1 worker": (None, {"APP_ENV": "development", "WEB_CONCURRENCY": "1"}, (), False),  # one writer
+    "bare sqlite": ("bench.baseline_sqlite_app:app", {"APP_ENV": "development"}, (), True),
+    "default, MAX_BATCH=1": (None, {"APP_ENV": "development"}, (), False),
+    "postgresql": (None, {"APP_ENV": "development"}, (), False),
+    REDIS: (None, {**STATELESS, "WEB_CONCURRENCY": str(DEFAULT_WORKERS)}, (), False),
 }
-ENVIRONMENTS = {
-    "dev": {"APP_ENV": "development"},
-    "prod": {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET},
-    "quiet": {"APP_ENV": "development", "LOG_LEVEL": "WARNING"},
-}  # the cost of the spec's log lines
+# part: [(group, wrk mode, connections, silent sockets held, secret, members in order)]
+PARTS = {
+    "ratios": [
+        ("completed (dev)", "completed", 8, 0, None, ["stateless", "bare"]),
+        ("completed (prod, secret)", "completed", 8, 0, SECRET, ["stateless, prod", "bare"]),
+        ("completed (dev, LOG_LEVEL=WARNING)", "completed", 8, 0, None, ["stateless, WARNING", "bare"]),
+        ("duplicates", "duplicate", 8, 0, None, ["stateless", "bare"]),
+        ("intermediate", "progress", 8, 0, None, ["stateless", "bare"]),
+        ("invalid (400)", "invalid", 8, 0, None, ["stateless", "bare"]),
+    ],
+    "database": [
+        (
+            "db: completed",
+            "completed",
+            8,
+            0,
+            None,
+            ["default", "bare sqlite", "stateless", "default, MAX_BATCH=1", "default, 1 worker", "postgresql"],
+        ),
+        ("db: duplicates", "duplicate", 8, 0, None, ["default", BARE5, "stateless", "default, 1 worker", "postgresql"]),
+        (
+            "db: progress",
+            "progress",
+            8,
+            0,
+            None,
+            ["default", "stateless", "default, MAX_BATCH=1", "default, 1 worker", "postgresql"],
+        ),
+    ],
+    "workers": [
+        ("workers: completed, 8 connections", "completed", 8, 0, None, ["stateless", "stateless, gthread"]),
+        ("workers: completed, 64 connections", "completed", 64, 0, None, ["stateless", "stateless, gthread"]),
+        (
+            "workers: completed, 8 connections + 16 silent",
+            "completed",
+            8,
+            16,
+            None,
+            ["stateless", "stateless, gthread"],
+        ),
+    ],
+    "redis": [("redis: completed, 16 connections", "completed", 16, 0, None, ["stateless", REDIS])],  # make bench-redis
+}
 
 
-def wrk(url, mode, seconds, connections, secret=None):
-    env = {**os.environ, "MODE": mode, "SECRET": secret or ""}
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LOAD), url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + 30,
-    ).stdout
-    result = json.loads(re.search(r"RESULT (\{.*\})", out).group(1))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+def start_servers(names, scratch):
+    """The named servers, all started, and the databases they need (PostgreSQL with fsync on, Redis)."""
+    made, backends = {}, []
+    try:
+        for name in names:
+            app, env, args, _ = SERVERS[name]
+            config = None
+            if name == "postgresql":
+                backends.append(harness.DurablePostgres().start())
+                env = {**env, "DATABASE_URL": backends[-1].create_database("bench")}
+            if name == REDIS:
+                backends.append(RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start())
+                env = {**env, "REDIS_URL": backends[-1].url}
+            if name == "default, MAX_BATCH=1":
+                config = harness.variant_config(scratch, **{"image_webhook.db.writer": {"MAX_BATCH": 1}})
+            made[name] = harness.server(app, env, args, config)
+        harness.start_all(made.values())
+    except BaseException:
+        stop(backends)
+        raise
+    return made, backends
+
+
+def stop(backends):
+    for backend in backends:
+        backend.stop()
+        if isinstance(backend, harness.DurablePostgres):
+            backend.remove()
+
+
+def measure(groups, servers, rounds, seconds):
+    """Every group's members in turn, `rounds` times; each result carries its server and round."""
+    results = {group[0]: {member: [] for member in group[5]} for group in groups}
+    problems = []
+    for r in range(rounds):
+        for group, mode, connections, silent, secret, members in groups:
+            for member in members if r % 2 == 0 else members[::-1]:
+                result = one(servers[member], member, mode, connections, silent, secret, seconds)
+                results[group][member].append(result)
+                wrong = result["wrong"] + result["errors"]
+                if wrong and not SERVERS[member][3] and not silent:
+                    problems.append(
+                        f"round {r + 1} {group} {member}: {result['wrong']} wrong statuses, "
+                        f"{result['errors']} socket errors"
+                    )
+                print(f"round {r + 1} {group:46} {member:22} {report.line(result)}", flush=True)
+    return results, problems
+
+
+def one(server, member, mode, connections, silent, secret, seconds):
+    """One wrk run (a duplicate's job completed once first; `silent` sockets held open meanwhile)."""
+    job, offset = None, server.log_path.stat().st_size
+    if mode == "duplicate":
+        job = f"bench-duplicate-{uuid.uuid4().hex}"
+        headers = {"X-Webhook-Secret": secret} if secret else {}
+        first = server.post(json=payload(COMPLETED, job), headers=headers, timeout=30)
+        if first.status_code != 200:
+            raise SystemExit(f"{member}: the first delivery of {job} got {first.status_code}: {first.text}")
+    with harness.silent_connections(server.port, silent) if silent else contextlib.nullcontext(0) as held:
+        result = harness.wrk(server.url, mode, seconds, connections, secret, job)
+    result["silent_held"] = held
+    expected = 400 if mode == "invalid" else 200
+    result["wrong"] = result["non2xx"] if expected == 200 else result["requests"] - result["non2xx"]
+    if job and not SERVERS[member][3]:
+        with open(server.log_path, "rb") as log:
+            log.seek(offset)
+            sources = harness.duplicate_sources(log.read().decode("utf-8", "replace"), job)
+        result["fast_path"], result["from_database"] = sources or (None, None)
     return result
 
 
-def start(app=None, env="dev", args=()):
-    return GunicornServer(tempfile.mkdtemp(prefix="bench-"), ENVIRONMENTS[env], app=app, args=args).start()
-
-
-def warm(server, secret=None):
-    wrk(server.url, "completed", 1, 4, secret)
-
-
-def compare(rounds, seconds, connections):
-    """Each scenario, service (A) and baseline (B) in turn, the order swapped every round."""
-    servers = {"dev": start(), "prod": start(env="prod"), "quiet": start(env="quiet"), "base": start(BASELINE)}
-    for name, server in servers.items():
-        warm(server, SECRET if name == "prod" else None)
-    rows = {name: [] for name in SCENARIOS}
-    try:
-        for r in range(rounds):
-            for name, (mode, env, expected) in SCENARIOS.items():
-                secret = SECRET if env == "prod" else None
-                order = [("service", servers[env]), ("baseline", servers["base"])]
-                measured = {}
-                for who, server in order if r % 2 == 0 else order[::-1]:
-                    result = wrk(server.url, mode, seconds, connections, secret)
-                    wrong = result["non2xx"] if expected == 200 else result["requests"] - result["non2xx"]
-                    if who == "service" and (wrong or result["errors"]):
-                        raise SystemExit(f"{name}: {wrong} unexpected statuses, {result['errors']} errors")
-                    measured[who] = result
-                rows[name].append(measured)
-                s, b = measured["service"], measured["baseline"]
-                print(
-                    f"round {r + 1} {name:34} service {s['rps']:7.0f} req/s p50 {s['p50_us'] / 1000:5.2f} ms "
-                    f"p99 {s['p99_us'] / 1000:6.2f} ms | baseline {b['rps']:7.0f} req/s "
-                    f"p50 {b['p50_us'] / 1000:5.2f} ms p99 {b['p99_us'] / 1000:6.2f} ms",
-                    flush=True,
-                )
-        times = processing_times(servers["dev"].output())
-    finally:
-        for server in servers.values():
-            server.stop()
-    return rows, statistics.median(times)
-
-
-def ratios(rows):
-    out = {}
-    for name, measured in rows.items():
-        out[name] = {
-            "throughput": statistics.median(m["service"]["rps"] / m["baseline"]["rps"] for m in measured),
-            "p99": statistics.median(m["service"]["p99_us"] / m["baseline"]["p99_us"] for m in measured),
-            "service_rps": statistics.median(m["service"]["rps"] for m in measured),
-            "baseline_rps": statistics.median(m["baseline"]["rps"] for m in measured),
-        }
-    return out
-
-
-def sweep(levels, seconds):
-    """Requests/s and p99 of unique completed (dev) for service and baseline at each concurrency."""
-    servers = {"service": start(), "baseline": start(BASELINE)}
-    points = {who: [] for who in servers}
-    times_at_1 = []
-    try:
-        for server in servers.values():
-            warm(server)
-        for level in levels:
-            for who, server in servers.items():
-                before = len(processing_times(server.output())) if who == "service" else 0
-                result = wrk(server.url, "completed", seconds, level)
-                points[who].append({"connections": level, "rps": result["rps"], "p99_ms": result["p99_us"] / 1000})
-                if who == "service" and level == 1:
-                    times_at_1 = processing_times(server.output())[before:]
-                print(
-                    f"concurrency {level:3} {who:8} {result['rps']:7.0f} req/s p99 {result['p99_us'] / 1000:6.2f} ms",
-                    flush=True,
-                )
-    finally:
-        for server in servers.values():
-            server.stop()
-    points["median_processing_time_ms_at_1"] = statistics.median(times_at_1)
-    return points
-
-
-def processing_times(output):
-    return [float(m) for m in re.findall(r"Traitement terminé en ([0-9.]+)ms", output)]
-
-
-def plot(points, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for who, style in (("service", "o-"), ("baseline", "s--")):
-        xs = [p["connections"] for p in points[who]]
-        left.plot(xs, [p["rps"] for p in points[who]], style, label=who)
-        right.plot(xs, [p["p99_ms"] for p in points[who]], style, label=who)
-    for axis, title in ((left, "requests/s (higher is better)"), (right, "p99 latency, ms (lower is better)")):
-        axis.set_xscale("log", base=2)
-        axis.set_ylim(bottom=0)
-        axis.set_xticks(
-            [p["connections"] for p in points["service"]], [str(p["connections"]) for p in points["service"]]
-        )
-        axis.set_xlabel("concurrent connections (wrk)")
-        axis.set_title(title)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    fig.suptitle("unique completed notifications, development: service vs bare Flask, same gunicorn settings")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
-def workers(seconds, rounds, connections):
-    """The service under each worker configuration (one worker process: the store is in-process)."""
-    configs = {"sync": ["--worker-class", "sync"]}
-    configs.update({f"gthread {n} threads": ["--worker-class", "gthread", "--threads", str(n)] for n in (2, 4, 8)})
-    results = {name: [] for name in configs}
-    for r in range(rounds):
-        for name, args in configs.items() if r % 2 == 0 else reversed(configs.items()):
-            for app in (None, BASELINE):
-                server = start(app, args=args)
-                try:
-                    warm(server)
-                    result = wrk(server.url, "completed", seconds, connections)
-                finally:
-                    server.stop()
-                results[name].append((app or "service", result))
-                print(
-                    f"round {r + 1} {name:20} {app or 'service':28} {result['rps']:7.0f} req/s "
-                    f"p50 {result['p50_us'] / 1000:5.2f} ms p99 {result['p99_us'] / 1000:6.2f} ms",
-                    flush=True,
-                )
-    print("\nmedians (service | baseline):")
-    for name, measured in results.items():
-
-        def med(who, key, measured=measured):
-            return statistics.median(m[key] for w, m in measured if w == who)
-
-        print(
-            f"  {name:20} {med('service', 'rps'):7.0f} req/s p99 {med('service', 'p99_us') / 1000:6.2f} ms | "
-            f"{med(BASELINE, 'rps'):7.0f} req/s p99 {med(BASELINE, 'p99_us') / 1000:6.2f} ms"
-        )
-
-
-def stores(seconds, rounds, connections):
-    """Memory store with 1 worker against Redis with 2 x cores + 1 workers, same load, in turn."""
-    if not shutil.which("redis-server"):
-        raise SystemExit("redis-server is missing: make bench-redis installs it (apt-get install redis-server)")
-    redis = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start()
-    ENVIRONMENTS["redis"] = {"APP_ENV": "development", "REDIS_URL": redis.url}
-    servers = {"memory, 1 worker": start(), f"redis, {2 * (os.cpu_count() or 1) + 1} workers": start(env="redis")}
-    results = {name: [] for name in servers}
-    try:
-        for server in servers.values():
-            warm(server)
-        for r in range(rounds):
-            for name, server in servers.items() if r % 2 == 0 else reversed(servers.items()):
-                result = wrk(server.url, "completed", seconds, connections)
-                if result["non2xx"] or result["errors"]:
-                    raise SystemExit(f"{name}: {result['non2xx']} unexpected statuses, {result['errors']} errors")
-                results[name].append(result)
-                print(
-                    f"round {r + 1} {name:22} {result['rps']:7.0f} req/s p50 {result['p50_us'] / 1000:5.2f} ms "
-                    f"p99 {result['p99_us'] / 1000:6.2f} ms",
-                    flush=True,
-                )
-    finally:
-        for server in servers.values():
-            server.stop()
-        redis.stop()
-    medians = {name: statistics.median(r["rps"] for r in rs) for name, rs in results.items()}
-    memory, shared = medians.values()
-    print(
-        "\nmedians: "
-        + ", ".join(f"{name} {rps:.0f} req/s" for name, rps in medians.items())
-        + f"; redis/memory {shared / memory:.2f}x"
-    )
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", action="store_true", help="compare worker classes instead")
-    parser.add_argument("--stores", action="store_true", help="compare memory (1 worker) and Redis (N workers)")
+    parser.add_argument("--parts", default="ratios,database,workers,store", help="also: redis (Redis, N workers)")
     options = parser.parse_args()
+    parts = options.parts.split(",")
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: make bench installs it (apt-get install wrk)")
-    if options.workers:
-        return workers(options.seconds, options.rounds, options.connections)
-    if options.stores:
-        return stores(options.seconds, options.rounds, options.connections)
     started = time.monotonic()
-    rows, median_ms = compare(options.rounds, options.seconds, options.connections)
-    summary = ratios(rows)
-    print(f"\nmedian ratios service/baseline ({options.rounds} rounds, {options.connections} connections):")
-    for name, r in summary.items():
-        print(
-            f"  {name:34} throughput {r['throughput']:.2f}x  p99 {r['p99']:.2f}x  "
-            f"({r['service_rps']:.0f} vs {r['baseline_rps']:.0f} req/s)"
-        )
-    print(f"  median processing_time_ms, 1-image completed: {median_ms:.3f} ms\n")
-    points = sweep([1, 4, 16, 64], options.seconds)
+    groups = [group for part in PARTS if part in parts for group in PARTS[part]]
+    names = list(dict.fromkeys(member for group in groups for member in group[5]))
+    scratch = tempfile.mkdtemp(prefix="bench-run-")
+    servers, backends = start_servers(names, scratch) if names else ({}, [])
+    print(f"{len(servers)} servers up in {time.monotonic() - started:.0f} s", flush=True)
+    try:
+        for name, one_server in servers.items():  # warm up: imports, connections, first pages of the database
+            harness.wrk(one_server.url, "completed", 1, 8, SECRET if "prod" in name else None)
+        results, problems = measure(groups, servers, options.rounds, options.seconds)
+        times = {
+            name: harness.processing_times(servers[name].output())
+            for name in ("stateless", "default")
+            if name in servers
+        }
+    finally:
+        harness.stop_all(servers.values())
+        stop(backends)
+    summary = report.summarize(results, times, options)
+    if "store" in parts:
+        store = subprocess.run(
+            [sys.executable, "-m", "bench.store"], check=True, cwd=ROOT, capture_output=True, text=True
+        ).stdout
+        print(store, end="")
+        summary["store"] = store.splitlines()
+    summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()}
+    summary["problems"] = problems
+    summary["seconds_total"] = round(time.monotonic() - started)
     RESULTS.mkdir(exist_ok=True)
-    at_1 = points["median_processing_time_ms_at_1"]
-    print(f"median processing_time_ms, 1-image completed, one connection: {at_1:.3f} ms")
-    plot(points, RESULTS / "concurrency.png")
-    print(f"\nplot: {RESULTS / 'concurrency.png'}\n")
-    subprocess.run([sys.executable, "-m", "bench.store"], check=True, cwd=ROOT)
-    (RESULTS / "latest.json").write_text(
-        json.dumps(
-            {"ratios": summary, "median_processing_time_ms": median_ms, "rounds": rows, "sweep": points}, indent=1
-        )
-    )
-    print(f"\nbench finished in {time.monotonic() - started:.0f} s; figures in {RESULTS / 'latest.json'}")
+    report.save(summary, results, RESULTS)
+    print(f"\nbench finished in {summary['seconds_total']} s; figures in {RESULTS / 'latest.json'}")
+    if problems:
+        print("unexpected answers:\n  " + "\n  ".join(problems))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
