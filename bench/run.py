@@ -191,6 +191,9 @@ def main():
     finally:
         harness.stop_all(servers.values())
         stop(backends)
+    for one_server in servers.values():  # a finished run's logs and databases (a failed one keeps them)
+        shutil.rmtree(one_server.cwd, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     summary = report.summarize(results, times, options)
     if "store" in parts:
         store = subprocess.run(
