@@ -23,7 +23,6 @@ MODEL = "gemini\u2028forged\r✅ line\u2029\x85"
 RUN = uuid.uuid4().hex[:8]  # message ids no store of an earlier run has seen
 MESSAGE_ID = f"msg\x85forged-{RUN}"  # a header value (latin-1): U+0085 is the only line break it can carry
 SIGNED = {"APP_ENV": "development", "WEBHOOK_AUTH": "any", "WEBHOOK_SIGNING_SECRET": "whsec_" + "QUFB" * 11}
-# gunicorn.conf.py should pick this class for LOG_FORMAT=text, as it picks GunicornJsonLogger for json
 # the starts of a line: the service's text format, gunicorn's error log, gunicorn's access log
 RECORD_START = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \[[^\]]+\] "
