@@ -79,6 +79,9 @@ def _record(payload: dict[str, Any], hook: Service, state: RequestState) -> Resp
     state.recorded = True
     state.outcome = METRIC_OUTCOME.get(decision.outcome, decision.outcome)
     job_id = payload["job_id"]
+    if decision.completed:  # the fast path learns every completed job it meets, processed here or not
+        with contextlib.suppress(HTTPException):  # it is a cache: the record is on disk
+            hook.jobs.claim(job_id)
     if decision.outcome == "duplicate":
         log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
         if decision.after_completed:
@@ -94,9 +97,6 @@ def _record(payload: dict[str, Any], hook: Service, state: RequestState) -> Resp
                 job_id,
                 extra={"event": "completed_after_failed"},
             )
-        if payload["status"] == "completed":
-            with contextlib.suppress(HTTPException):  # the fast path is a cache: the record is on disk
-                hook.jobs.claim(job_id)
         processing.log_terminal(payload)
         _finish(payload, body, hook)
     return jsonify(body)

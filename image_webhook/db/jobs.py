@@ -40,6 +40,7 @@ class Decision:
     outcome: str  # processed, duplicate, progress or stale
     replaced_failed: bool = False  # a completed replaced a failed (the backend retried and succeeded)
     after_completed: bool = False  # a failed arrived after a completed: changes nothing
+    completed: bool = False  # the job's record is completed now: the fast path may answer its duplicates
 
 
 def record(
@@ -110,14 +111,15 @@ def _decide(row: Any, payload: dict[str, Any]) -> Decision:
     status = payload["status"]
     terminal = RANK[status] == 4
     if row is None:
-        return Decision("processed" if terminal else "progress")
+        return Decision("processed", completed=status == "completed") if terminal else Decision("progress")
     current = row["status"]
     if terminal:
         if current == "failed" and status == "completed":
-            return Decision("processed", replaced_failed=True)
+            return Decision("processed", replaced_failed=True, completed=True)
         if RANK[current] == 4:
-            return Decision("duplicate", after_completed=current == "completed" and status == "failed")
-        return Decision("processed")
+            done = current == "completed"
+            return Decision("duplicate", after_completed=done and status == "failed", completed=done)
+        return Decision("processed", completed=status == "completed")
     if RANK[current] > RANK[status]:
         return Decision("stale")
     if RANK[current] == RANK[status]:

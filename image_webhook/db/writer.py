@@ -43,10 +43,12 @@ class GroupCommitWriter(threading.Thread):
         *,
         errors: tuple[type[BaseException], ...],
         timeout: float,
+        turn: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         super().__init__(name="group-commit", daemon=True)
         self.connect = connect
         self.transaction = transaction
+        self.turn = turn  # the machine's writers take turns (SQLite); what queues meanwhile joins the batch
         self.errors = errors
         self.timeout = timeout
         self.on_commit: Callable[[int, float], object] | None = None  # (writes, seconds): metrics
@@ -75,9 +77,12 @@ class GroupCommitWriter(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            batch = self._take()
+            first = self._queue.get()
+            batch: list[Write] = []
             try:
-                self._commit(batch)
+                with self.turn():
+                    batch = self._take(first)
+                    self._commit(batch)
             except Exception as exc:  # a bug here must not leave requests waiting on a dead thread
                 log.exception("❌ [Image Webhook] Échec du writer de la base", extra={"event": "error"})
                 self._close()
@@ -92,8 +97,7 @@ class GroupCommitWriter(threading.Thread):
         self._queue.put(None)
         self.join(timeout)
 
-    def _take(self) -> list[Write]:
-        first = self._queue.get()
+    def _take(self, first: Write | None) -> list[Write]:
         items = [first]
         while len(items) < MAX_BATCH:
             try:
