@@ -29,7 +29,9 @@ def aligned(payload):
 
 
 # schemathesis generates request bodies from the served OpenAPI document, i.e. from the schema files
-OPERATION = schemathesis.openapi.from_dict(bundled_document())["/api/webhooks/image-completion"]["POST"]
+SCHEMA = schemathesis.openapi.from_dict(bundled_document())
+SCHEMA.config.generation.update(allow_x00=False)  # the contract refuses NUL in strings (openapi.yaml says so)
+OPERATION = SCHEMA["/api/webhooks/image-completion"]["POST"]
 valid_payloads = OPERATION.as_strategy().map(lambda case: aligned(case.body))
 
 
