@@ -1,0 +1,51 @@
+"""The limit of the stack for a read: a bare Flask route that reads one job's row from SQLite and answers it.
+
+The same driver and pragmas as the service's database (sqlite3, WAL, synchronous=FULL, a busy timeout), one
+connection per thread opened in the thread that uses it, the same columns decoded the same way (images and
+metadata from their JSON text) and the same JSON options: what a straightforward read costs on the same
+gunicorn configuration. The file is DATABASE_URL's, migrated by the service (bench/api.py starts it first).
+"""
+
+import json
+import os
+import sqlite3
+import threading
+
+from flask import Flask, jsonify
+
+PATH = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+TIMEOUT = float(os.environ.get("DB_TIMEOUT", 5))  # the service's default busy timeout, seconds
+FIND = """SELECT job_id, status, progress, message, prompt, images, metadata, error_message, user_id,
+organization_id, created_at, updated_at, completed_at, processing_time_ms, deliveries, duplicates
+FROM jobs WHERE job_id = ?"""
+_local = threading.local()
+
+
+def connection() -> sqlite3.Connection:
+    """This thread's connection, opened on its first request (in the worker, after the fork)."""
+    db = getattr(_local, "db", None)
+    if db is None:
+        db = _local.db = sqlite3.connect(PATH, timeout=TIMEOUT, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {int(TIMEOUT * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.row_factory = sqlite3.Row
+    return db
+
+
+app = Flask(__name__)
+app.json.ensure_ascii = False  # the service's JSON options: UTF-8, keys in column order
+app.json.sort_keys = False
+
+
+@app.get("/api/jobs/<job_id>")
+def show(job_id):
+    row = connection().execute(FIND, (job_id,)).fetchone()
+    if row is None:
+        return jsonify(error="Not Found"), 404
+    job = dict(row)
+    for column in ("images", "metadata"):
+        if isinstance(job[column], str):
+            job[column] = json.loads(job[column])
+    return jsonify(job)
