@@ -67,11 +67,17 @@ class Database:
             raise DatabaseUnavailable() from None
 
     def not_ready(self) -> str | None:
+        """Why the database cannot take the service's writes now, or None: it must answer a read and a write
+        (a locked SQLite still answers reads); the write is an empty transaction in the next group commit."""
         try:
-            self.read(lambda connection: connection.execute("SELECT 1").fetchone())
-        except DatabaseUnavailable:
+            self.probe()
+            self.write(lambda connection: None)
+        except (DatabaseUnavailable, *self.errors):
             return "la base de données ne répond pas"
         return None
+
+    def probe(self) -> None:
+        self.read(lambda connection: connection.execute("SELECT 1").fetchone())
 
     def sql(self, text: str) -> str:
         return text

@@ -55,6 +55,11 @@ class PostgresDatabase(Database):
         super().close()
         self.pool.close()
 
+    def probe(self) -> None:
+        """A connection of its own: the pool waits out its reconnection backoff after a restart."""
+        with psycopg.connect(self.url, **self._options) as connection:
+            connection.execute("SELECT 1")
+
     def _connect_writer(self) -> Any:
         return psycopg.connect(self.url, **self._options)
 

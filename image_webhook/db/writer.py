@@ -117,13 +117,15 @@ class GroupCommitWriter(threading.Thread):
             return
         started = time.perf_counter()
         try:
-            connection = self._connection or self._open()
-            with self.transaction(connection) as transaction:
-                for write in batch:
-                    with self._savepoint(transaction, write):
-                        write.result = write.op(transaction)
+            try:
+                self._run(batch)
+            except self.errors:
+                if not self._connection_lost():
+                    raise
+                self._close()  # a connection broken since the last batch (the database restarted): one more try
+                self._run(batch)
         except self.errors as exc:
-            self._close()  # the connection may be broken (a restart): the next batch opens a new one
+            self._close()
             for write in batch:
                 write.error = exc
             if self.on_error:
@@ -146,6 +148,18 @@ class GroupCommitWriter(threading.Thread):
                     extra={"event": "error"},
                 )
             write.done.set()
+
+    def _run(self, batch: list[Write]) -> None:
+        connection = self._connection or self._open()
+        with self.transaction(connection) as transaction:
+            for write in batch:
+                write.result, write.error = None, None
+                with self._savepoint(transaction, write):
+                    write.result = write.op(transaction)
+
+    def _connection_lost(self) -> bool:
+        """Whether the last error came from a connection that no longer works (psycopg: `broken`)."""
+        return bool(getattr(self._connection, "broken", False) or getattr(self._connection, "closed", False))
 
     @contextlib.contextmanager
     def _savepoint(self, connection: Any, write: Write) -> Iterator[None]:
