@@ -146,7 +146,7 @@ def feed() -> Response:
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
     """One job: its images, its metadata, and every delivery with what arrived and what was answered."""
-    job = jobs.find(_db(), job_id) if len(job_id) <= 256 else None
+    job = jobs.find(_db(), job_id) if service().validator.job_id_is_valid(job_id) else None  # no such id: 404
     if job is None:
         raise NotFound("Job inconnu")
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
@@ -213,8 +213,8 @@ def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
     filters = {name: value for name in ("status", "user_id") if (value := request.args.get(name, ""))}
     if filters.get("status", "completed") not in STATUSES:
         raise _bad("status inconnu", "$.status")
-    if len(filters.get("user_id", "")) > MAX_FILTER:
-        raise _bad(f"user_id doit avoir au plus {MAX_FILTER} caractères", "$.user_id")
+    if len(filters.get("user_id", "")) > MAX_FILTER or "\x00" in filters.get("user_id", ""):  # PostgreSQL refuses NUL
+        raise _bad(f"user_id doit avoir au plus {MAX_FILTER} caractères, sans NUL", "$.user_id")
     limit = request.args.get("limit") or str(PAGE_SIZE)
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")

@@ -136,6 +136,7 @@ def test_every_page_answers_with_the_security_headers(client):
         "/static/pages.css": (200, "text/css"),
         "/static/vendor/chart.umd.min.js": (200, "text/javascript"),
         "/jobs/unknown-job": (404, "application/json"),
+        "/jobs/a%00b": (404, "application/json"),  # no job has such an id (and PostgreSQL text refuses NUL)
         "/jobs.json?status=lost": (400, "application/json"),
     }
     for path, (status, content_type) in expected.items():
@@ -256,7 +257,15 @@ def test_filters_and_keyset_pages(client):
     assert seen == ["job-4", "job-2", "job-0"]
     assert [job["job_id"] for job in client.get("/jobs.json?status=completed").json["jobs"]] == ["job-4"]
     assert client.get("/jobs.json?status=&user_id=").json["jobs"][0]["job_id"] == "job-4"  # empty fields: no filter
-    for query in ("status=lost", "limit=0", "limit=101", "cursor=nope", "period=year", "user_id=" + "x" * 129):
+    for query in (
+        "status=lost",
+        "limit=0",
+        "limit=101",
+        "cursor=nope",
+        "period=year",
+        "user_id=" + "x" * 129,
+        "user_id=a%00b",
+    ):
         response = client.get(f"/jobs.json?{query}" if "period" not in query else f"/monitoring.json?{query}")
         assert response.status_code == 400 and response.json["error"] == "Paramètre invalide", query
 
