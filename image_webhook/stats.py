@@ -38,13 +38,14 @@ DIALECTS = {
     },
 }
 
-# the jobs that started in the period, by the service's clock (created_at is indexed); deliveries by received_at
+# the jobs that started in the period, by the service's clock (created_at is indexed); deliveries by received_at.
+# "Job déjà traité" answers a duplicate job and a replayed signed message (kept as rejected, reason duplicate).
 PROCESSING = """SELECT {job_bucket} AS bucket, processing_time_ms FROM jobs
 WHERE created_at >= :since AND processing_time_ms IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT :sample"""
 OUTCOMES = """SELECT {job_bucket} AS bucket, status, COUNT(*) AS jobs FROM jobs
 WHERE created_at >= :since AND status IN ('completed', 'failed') GROUP BY bucket, status"""
 DUPLICATES = """SELECT {delivery_bucket} AS bucket, COUNT(*) AS deliveries FROM deliveries
-WHERE received_at >= :since AND outcome = 'duplicate' GROUP BY bucket"""
+WHERE received_at >= :since AND (outcome = 'duplicate' OR reason = 'duplicate') GROUP BY bucket"""
 IMAGE_SIZES = """SELECT {size_bin} AS bin, COUNT(*) AS images, SUM(size) AS bytes
 FROM (SELECT {size} AS size FROM jobs, {each_image} WHERE jobs.created_at >= :since AND jobs.status = 'completed')
 AS sizes GROUP BY bin"""

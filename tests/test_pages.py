@@ -17,6 +17,7 @@ from image_webhook.context import EXTENSION
 from image_webhook.pages import HEADERS
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 from tests.servers import GunicornServer, eventually
+from tests.test_signatures import KEY_A, signed_headers
 
 USER, PASSWORD = "operator", "correct horse battery staple"
 USERS = f"{USER}:{generate_password_hash(PASSWORD, method='pbkdf2:sha256:1000')}"  # cheap hash: tests only
@@ -324,6 +325,20 @@ def test_plot_data_matches_the_database_and_the_metrics(app, client):
     assert sum(m["seconds"] for m in models.values()) == pytest.approx(42.75)
     assert counter(metrics, "image_webhook_generation_seconds_sum") == pytest.approx(42.75)
     assert sum(m["timed"] for m in models.values()) == 3 == counter(metrics, "image_webhook_generation_seconds_count")
+
+
+@pytest.mark.database
+def test_replayed_signed_messages_count_as_duplicates_as_in_the_metrics(make_app):
+    """A signed message replayed is answered 'Job déjà traité' like a duplicate job: both are in the plot, as in
+    /metrics."""
+    client = make_app(WEBHOOK_SIGNING_SECRET=KEY_A).test_client()
+    body = json.dumps(completed("job-1")).encode()
+    for message_id in ("msg-1", "msg-1", "msg-1", "msg-2"):  # two replays, then the same job in a new message
+        assert client.post(URL, data=body, headers=signed_headers(body, message_id=message_id)).status_code == 200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert counter(metrics, "image_webhook_notifications_total", outcome="duplicate") == 3
+    total = eventually(lambda: client.get("/monitoring.json?period=hour").json["duplicates"]["total"], 3)
+    assert total == 3
 
 
 # --- through the real gunicorn -----------------------------------------------------------------------------------
