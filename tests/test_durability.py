@@ -296,9 +296,9 @@ def ready(server):
 
 def test_postgresql_stopped_is_503_then_the_service_recovers_without_a_restart(tmp_path):
     """PostgreSQL restarted unseen, then stopped for 8 s: the next deliveries succeed (broken connections are
-    replaced, not used), the outage is 503 with Retry-After in bounded time and /readyz 503 until 200 within
-    DB_TIMEOUT + 2 s of its return, the retry is processed once and nothing answered 200 is missing (one
-    worker, so that which connections the restart broke is known)."""
+    replaced, not used), the outage is 503 with Retry-After in bounded time, /readyz and reads 503 until, within
+    DB_TIMEOUT + 2 s of its return, both are 200 again, the retry is processed once and nothing answered 200 is
+    missing (one worker, so that which connections the restart broke is known)."""
     require("postgres")
     database = PostgresServer().start()  # this test's own: it stops it, then starts it on the same data and port
     try:
@@ -315,24 +315,28 @@ def test_postgresql_stopped_is_503_then_the_service_recovers_without_a_restart(t
             database.stop()
             readiness, first_probe = [requests.get(server.url + "/readyz", timeout=30).status_code], time.monotonic()
             readiness += unavailable(server, blocked)
-            while time.monotonic() - first_probe < 8:  # an outage of 8 s, probed as a load balancer would
+            known = answers[0][0]
+            while time.monotonic() - first_probe < 8:  # an outage of 8 s: a load balancer probes, the application reads
                 readiness.append(requests.get(server.url + "/readyz", timeout=30).status_code)
+                readiness.append(requests.get(f"{server.url}/api/jobs/{known}", timeout=30).status_code)
                 time.sleep(0.5)
             database.start()
             back, deadline = time.monotonic(), time.monotonic() + 30
             while not ready(server) and time.monotonic() < deadline:
                 time.sleep(0.1)
             lag = time.monotonic() - back
+            reads = [requests.get(f"{server.url}/api/jobs/{known}", timeout=30).status_code for _ in range(3)]
             recovered(server, answers, blocked)
-        # checked together, so that a failure shows all three
+        # checked together, so that a failure shows every one
         found = {
-            "/readyz while stopped": sorted(set(readiness)),
+            "/readyz and reads while stopped": sorted(set(readiness)),
             "answers after an unseen restart (broken connections used?)": Counter(status for _, (status, _) in after),
             f"/readyz 200 again within {DB_TIMEOUT + 2} s of PostgreSQL's return": f"{lag:.1f} s"
             if lag >= DB_TIMEOUT + 2
             else True,
+            "GET /api/jobs/<id> once /readyz is 200 (pooled readers)": reads,
         }
-        assert found == dict(zip(found, ([503], {200: len(after)}, True), strict=True))
+        assert found == dict(zip(found, ([503], {200: len(after)}, True, [200] * 3), strict=True))
     finally:
         database.stop()
         database.remove()
