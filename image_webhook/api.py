@@ -15,8 +15,9 @@ from .body import read_body
 from .context import service
 from .db import Database, jobs
 from .db import deliveries as deliveries_table
+from .db.deliveries import MAX_JOB_ID
 from .errors import InvalidPayload
-from .validation import parse_json
+from .validation import STATUSES, parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/jobs")
 LIST_PARAMETERS = frozenset({"status", "user_id", "organization_id", "since", "limit", "cursor"})
@@ -42,7 +43,7 @@ def authenticate() -> None:
 @bp.get("/<job_id>")
 def show(job_id: str) -> Response:
     """One job; an ETag on every answer, and 304 for a client that already has this version."""
-    job = jobs.find(_db(), job_id)
+    job = jobs.find(_db(), job_id) if service().validator.job_id_is_valid(job_id) else None
     if job is None:
         raise NotFound("Job inconnu")
     return _conditional(jsonify(job))
@@ -54,6 +55,11 @@ def list_jobs() -> Response:
     unknown = sorted(set(request.args) - LIST_PARAMETERS)
     if unknown:
         raise _bad(f"paramètre inconnu: {unknown[0][:64]}", "$." + unknown[0][:64])
+    repeated = next((name for name in request.args if len(request.args.getlist(name)) > 1), None)
+    if repeated:
+        raise _bad(f"paramètre répété: {repeated}", f"$.{repeated}")
+    if request.args.get("status", "completed") not in STATUSES:
+        raise _bad(f"status doit valoir {', '.join(sorted(STATUSES))}", "$.status")
     filters = {name: _bounded(name) for name in ("status", "user_id", "organization_id") if name in request.args}
     if "since" in request.args:
         filters["since"] = _since(request.args["since"])
@@ -81,6 +87,8 @@ def deliveries(job_id: str) -> Response:
     include = request.args.get("include")
     if set(request.args) - {"include"} or include not in (None, "body"):
         raise _bad("seul le paramètre include=body est accepté", "$.include")
+    if len(job_id) > MAX_JOB_ID or "\x00" in job_id:  # any id a delivery carried, as it was stored
+        raise _bad(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
     found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
     return _conditional(jsonify(deliveries=found))
 
@@ -104,24 +112,24 @@ def _bad(message: str, path: str) -> InvalidPayload:
 
 def _bounded(name: str) -> str:
     value = request.args[name]
-    if not 0 < len(value) <= MAX_FILTER:
-        raise _bad(f"{name} doit avoir de 1 à {MAX_FILTER} caractères", f"$.{name}")
+    if not 0 < len(value) <= MAX_FILTER or "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise _bad(f"{name} doit avoir de 1 à {MAX_FILTER} caractères, sans NUL", f"$.{name}")
     return value
 
 
 def _since(value: str) -> str:
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as the database stores and sorts it
+    except (ValueError, OverflowError):  # not a date, or one that falls outside years 1-9999 in UTC
         raise _bad("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as the database stores and sorts it
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= MAX_LIMIT:
         raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
     return int(value)
 

@@ -84,6 +84,7 @@ class GunicornServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.output()}")
             try:
                 requests.get(self.url + "/healthz", timeout=1)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import Database
 
@@ -69,8 +69,12 @@ class PostgresDatabase(Database):
             yield connection
 
     def _read(self, op: Callable[[Any], T]) -> T:
-        with self.pool.connection() as connection:
-            return op(connection)
+        try:
+            with self.pool.connection() as connection:
+                return op(connection)
+        except PoolTimeout:  # the pool may be waiting out its reconnection backoff while the database is back
+            with psycopg.connect(self.url, **self._options) as connection:
+                return op(connection)
 
 
 @cache
