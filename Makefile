@@ -23,7 +23,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 run: $(INSTALLED) ## the real gunicorn on http://127.0.0.1:3000, development mode, reloading on code changes
 	APP_ENV=development $(BIN)/python -m gunicorn -c gunicorn.conf.py --reload
 
-test: $(INSTALLED) ## the whole test suite (Redis tests need redis-server: apt-get install redis-server)
+test: $(INSTALLED) ## the whole suite; real servers from apt: redis-server postgresql chromium chromium-driver
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED) ## ruff (lint and format check) and mypy on the package

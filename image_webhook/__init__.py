@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from .config import load_settings, weak_secret_warnings
+from .config import load_settings, startup_warnings
 from .context import EXTENSION, RequestIds, Service, begin_request, current_request, end_request
 
 __all__ = ["create_app", "shutdown"]
@@ -37,8 +37,8 @@ def create_app(
     `config` (setting names only); `clock` drives the memory stores, `job_handler` processes each job."""
     # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
     # prometheus-client picks its multiprocess mode when it is first imported.
-    from . import cli, errors, logs, ops, pages, processing, webhook
-    from .auth import Authenticator
+    from . import api, cli, errors, logs, ops, pages, processing, webhook
+    from .auth import Authenticator, BearerTokens
     from .body import BodyDeadlines
     from .db import open_database
     from .idempotence import make_cleanup, make_stores
@@ -52,7 +52,7 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # French messages in UTF-8
     app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logs.configure(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
-    for warning in weak_secret_warnings(settings):
+    for warning in startup_warnings(settings):
         log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
 
     metrics = Metrics()
@@ -61,6 +61,7 @@ def create_app(
     cleanup = make_cleanup(settings, metrics, (jobs, messages), db)
     validator = PayloadValidator()
     app.extensions[EXTENSION] = hook = Service(
+        readers=BearerTokens(settings["JOBS_API_TOKENS"], required=settings["APP_ENV"] == "production"),
         auth=Authenticator(
             mode=settings["WEBHOOK_AUTH"],
             secrets=settings["WEBHOOK_SECRET"],
@@ -85,6 +86,7 @@ def create_app(
     app.after_request(_return_request_id)
     app.teardown_request(lambda exc: end_request())
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)  # /jobs: the page, its JSON views and the static files (HTTP Basic in production)
     cli.register(app)  # the operators' commands: flask --app app db|jobs ...

@@ -64,8 +64,8 @@ def list_jobs() -> Response:
     if "since" in request.args:
         filters["since"] = _since(request.args["since"])
     limit = _limit(request.args.get("limit"))
-    found, after = jobs.page(_db(), filters, limit=limit, after=_cursor(request.args.get("cursor")))
-    return _conditional(jsonify(jobs=found, next_cursor=_encode(after) if after else None))
+    found, after = jobs.page(_db(), filters, limit=limit, after=read_cursor(request.args.get("cursor")))
+    return _conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
 
 
 @bp.put("/<job_id>")
@@ -103,7 +103,8 @@ def _db() -> Database:
 def _conditional(response: Response, status: int = 200) -> Response:
     response.status_code = status
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)  # 304 and no body when If-None-Match has this ETag
+    return response
 
 
 def _bad(message: str, path: str) -> InvalidPayload:
@@ -134,11 +135,11 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def _encode(after: tuple[str, int]) -> str:
+def encode_cursor(after: tuple[str, int]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(after)).encode()).decode().rstrip("=")
 
 
-def _cursor(value: str | None) -> tuple[str, int] | None:
+def read_cursor(value: str | None) -> tuple[str, int] | None:
     """The key after which the next page starts, as next_cursor gave it; 400 for anything else."""
     if value is None:
         return None

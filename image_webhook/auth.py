@@ -4,10 +4,15 @@ Every credential a request presents must be valid; production also requires one 
 mode (WEBHOOK_AUTH: secret, signature or any). Comparisons are constant-time; nothing is logged.
 """
 
+import hashlib
 import hmac
+import os
+from typing import Any
 
 from standardwebhooks import Webhook
+from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import Unauthorized
+from werkzeug.security import check_password_hash, generate_password_hash
 
 SECRET_HEADER = "X-Webhook-Secret"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -86,3 +91,45 @@ class BearerTokens:
             return not self.required
         scheme, _, token = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and bool(token) and matches_any(token.strip(), self.tokens)
+
+
+class PageUnauthorized(Unauthorized):
+    """401 with the challenge that makes a browser ask for the page's login."""
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="jobs"')]
+
+
+class BasicUsers:
+    """HTTP Basic against DASHBOARD_USERS. A hash is checked whatever the name, so the time does not tell which
+    names exist; a pair that passed is remembered (an HMAC under a key of this process), so that the page's
+    polling does not pay a scrypt every second."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = dict(users)
+        self._key = os.urandom(32)
+        self._verified: set[bytes] = set()
+        self._decoy: str | None = None
+
+    def allows(self, credentials: Authorization | None) -> bool:
+        if credentials is None or credentials.type != "basic" or not self.users:
+            return False
+        name, password = credentials.username or "", credentials.password or ""
+        pair = f"{len(name)}:{name}{password}".encode("utf-8", "surrogatepass")
+        seal = hmac.new(self._key, pair, hashlib.sha256).digest()
+        if seal in self._verified:
+            return True
+        hashed = self.users.get(name)
+        if not check_password_hash(hashed or self.decoy(), password) or hashed is None:
+            return False
+        if len(self._verified) >= 64:  # bounded: a few people, a few passwords
+            self._verified.clear()
+        self._verified.add(seal)
+        return True
+
+    def decoy(self) -> str:
+        """A hash no password matches, made like the users' ones (same method and cost)."""
+        if self._decoy is None:
+            method = next(iter(self.users.values()), "scrypt").split("$")[0]
+            self._decoy = generate_password_hash(os.urandom(16).hex(), method=method)
+        return self._decoy

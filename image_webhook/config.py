@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _signing_secrets(name, value):
 
 
 # name: (default, parser); every variable the service reads, documented in the README
-SETTINGS = {
+SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "APP_ENV": ("production", _choice(ENVIRONMENTS)),
     "WEBHOOK_SECRET": ((), _secrets),
     "WEBHOOK_SIGNING_SECRET": ((), _signing_secrets),

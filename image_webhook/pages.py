@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
-from werkzeug.datastructures import Authorization
-from werkzeug.exceptions import NotFound, Unauthorized
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.exceptions import NotFound
 
 from . import stats
-from .api import _cursor, _encode  # the read API's keyset cursors: one format for both
+from .api import encode_cursor, read_cursor  # the read API's keyset cursors: one format for both
+from .auth import BasicUsers, PageUnauthorized
 from .context import service
 from .db import Database, jobs
 from .db import deliveries as deliveries_table
@@ -39,48 +35,6 @@ HEADERS = {
 AGE_UNITS = (("j", 86400), ("h", 3600), ("min", 60))
 PERIODS = (("hour", "1 heure"), ("day", "1 jour"), ("week", "1 semaine"))
 STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
-
-
-class PageUnauthorized(Unauthorized):
-    """401 with the challenge that makes a browser ask for the page's login."""
-
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="jobs"')]
-
-
-class BasicUsers:
-    """HTTP Basic against DASHBOARD_USERS. A hash is checked whatever the name, so the time does not tell which
-    names exist; a pair that passed is remembered (an HMAC under a key of this process), so that the page's
-    polling does not pay a scrypt every second."""
-
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = dict(users)
-        self._key = os.urandom(32)
-        self._verified: set[bytes] = set()
-        self._decoy: str | None = None
-
-    def allows(self, credentials: Authorization | None) -> bool:
-        if credentials is None or credentials.type != "basic" or not self.users:
-            return False
-        name, password = credentials.username or "", credentials.password or ""
-        pair = f"{len(name)}:{name}{password}".encode("utf-8", "surrogatepass")
-        seal = hmac.new(self._key, pair, hashlib.sha256).digest()
-        if seal in self._verified:
-            return True
-        hashed = self.users.get(name)
-        if not check_password_hash(hashed or self.decoy(), password) or hashed is None:
-            return False
-        if len(self._verified) >= 64:  # bounded: a few people, a few passwords
-            self._verified.clear()
-        self._verified.add(seal)
-        return True
-
-    def decoy(self) -> str:
-        """A hash no password matches, made like the users' ones (same method and cost)."""
-        if self._decoy is None:
-            method = next(iter(self.users.values()), "scrypt").split("$")[0]
-            self._decoy = generate_password_hash(os.urandom(16).hex(), method=method)
-        return self._decoy
 
 
 @bp.record_once
@@ -126,7 +80,7 @@ def jobs_page() -> str:
         jobs=[present(job) for job in found],
         feed_url=url_for(".feed", **_query()),
         feed_etag=feed.headers["ETag"],
-        next_url=url_for(".jobs_page", **_query(cursor=_encode(following))) if following else None,
+        next_url=url_for(".jobs_page", **_query(cursor=encode_cursor(following))) if following else None,
         first_url=url_for(".jobs_page", **_query(cursor=None)) if after else None,
         filters=filters,
         statuses=[*INTERMEDIATE_STATUSES, "completed", "failed"],
@@ -202,7 +156,7 @@ def age(moment: str | None) -> str:
 
 
 def _feed(found: list[dict[str, Any]], following: tuple[str, int] | None) -> Response:
-    following_url = url_for(".jobs_page", **_query(cursor=_encode(following))) if following else None
+    following_url = url_for(".jobs_page", **_query(cursor=encode_cursor(following))) if following else None
     response = jsonify(jobs=[present(job) for job in found], next_url=following_url)
     response.add_etag()
     return response
@@ -218,7 +172,7 @@ def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
     limit = request.args.get("limit") or str(PAGE_SIZE)
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
-    return filters, int(limit), _cursor(request.args.get("cursor") or None)
+    return filters, int(limit), read_cursor(request.args.get("cursor") or None)
 
 
 def _period() -> str:

@@ -16,7 +16,8 @@ from tests.payloads import COMPLETED, FAILED, PROGRESS, payload
 from tests.servers import GunicornServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "docs" / "jobs.png"
+# the README's picture; written there only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
+README_SCREENSHOT = ROOT / "docs" / "jobs.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver; pip install -r requirements-dev.txt"
 WINDOW = (1280, 800)
@@ -246,7 +247,7 @@ def test_hostile_fields_run_no_script(browser, server, pictures):
     assert blocked.startswith("script-src") and browser.execute_script("return window.__inline") is None
 
 
-def test_screenshot_of_the_jobs_page(browser, server, pictures):
+def test_screenshot_of_the_jobs_page(browser, server, pictures, tmp_path):
     """The README's picture: /jobs with real jobs (thumbnails, a failure, a running bar) and the plots."""
     from selenium.webdriver.common.by import By
 
@@ -266,6 +267,7 @@ def test_screenshot_of_the_jobs_page(browser, server, pictures):
     post(server, payload(PROGRESS, "job-g3b9", status="generating", progress=45, message="Génération en cours..."))
     post(server, payload(PROGRESS, "job-h8c1", status="pending", progress=0, message="En file d'attente"))
 
+    screenshot = README_SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "jobs.png"
     browser.get(server.url + "/jobs")
     until(lambda: browser.execute_script("return document.getElementById('monitoring').dataset.loaded"))
     until(lambda: all(len(row_state(browser, f"job-{j[0]}")["images"]) == len(j[4]) for j in jobs))
@@ -277,9 +279,8 @@ def test_screenshot_of_the_jobs_page(browser, server, pictures):
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
         time.sleep(0.5)  # the charts follow the new size on their next frame
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        assert browser.save_screenshot(str(SCREENSHOT))
+        assert browser.save_screenshot(str(screenshot))
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    width, height = struct.unpack(">II", SCREENSHOT.read_bytes()[16:24])  # the PNG's IHDR
+    width, height = struct.unpack(">II", screenshot.read_bytes()[16:24])  # the PNG's IHDR
     assert width == WINDOW[0] and height >= WINDOW[1]

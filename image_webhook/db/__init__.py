@@ -69,10 +69,11 @@ class Database:
     def not_ready(self) -> str | None:
         """Why the database cannot take the service's writes now, or None: it must answer a read and a write
         (a locked SQLite still answers reads); the write is an empty transaction in the next group commit."""
+        unavailable: tuple[type[BaseException], ...] = (DatabaseUnavailable, *self.errors)
         try:
             self.probe()
             self.write(lambda connection: None)
-        except (DatabaseUnavailable, *self.errors):
+        except unavailable:
             return "la base de données ne répond pas"
         return None
 
