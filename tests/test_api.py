@@ -219,6 +219,24 @@ def test_the_filters_select_by_status_owner_organization_and_creation_time(clien
     assert ids(since="2999-01-01T00:00:00Z") == []
 
 
+@pytest.mark.parametrize(
+    "since",
+    [
+        "2025-10-21T16:45:00Z",
+        "2025-10-21T18:45:00+02:00",
+        "2025-10-21T16:45:00.5Z",
+        "2025-10-21t16:45:00Z",
+        "2025-10-21T16:45:00z",
+    ],
+)
+def test_since_takes_every_form_of_an_rfc_3339_date_time(client, since):
+    """since accepts what RFC 3339 (and common.json's timestamp pattern) allows: offsets, fractions, t and z."""
+    job_id = register_many(client, 1)[0]
+    response = client.get("/api/jobs", query_string={"since": since})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert job_id in [job["job_id"] for job in response.get_json()["jobs"]]
+
+
 BAD_PARAMETERS = [
     ({"job": "x"}, "$.job"),
     ({"limit": "0"}, "$.limit"),
