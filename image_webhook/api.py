@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -119,12 +119,10 @@ def _bounded(name: str) -> str:
 
 
 def _since(value: str) -> str:
-    try:
-        moment = datetime.fromisoformat(value)
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as the database stores and sorts it
-    except (ValueError, OverflowError):  # not a date, or one that falls outside years 1-9999 in UTC
-        raise _bad("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since") from None
+    moment = jobs.utc_text(value)  # as the database stores and sorts it
+    if moment is None:
+        raise _bad("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since")
+    return moment
 
 
 def _limit(value: str | None) -> int:

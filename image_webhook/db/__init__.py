@@ -80,6 +80,9 @@ class Database:
     def probe(self) -> None:
         self.read(lambda connection: connection.execute("SELECT 1").fetchone())
 
+    def optimize(self) -> None:
+        """Refresh the planner's statistics where the database does not do it itself."""
+
     def sql(self, text: str) -> str:
         return text
 

@@ -144,7 +144,7 @@ def _terminal_values(payload: dict[str, Any], now: str, elapsed: float | None) -
         "images": json.dumps(images, ensure_ascii=False) if completed else None,
         "metadata": json.dumps(data.get("metadata"), ensure_ascii=False) if completed else None,
         "error_message": None if completed else payload.get("error_message") or payload.get("message"),
-        "completed_at": _utc((data.get("generated_at") if completed else None) or payload.get("timestamp")) or now,
+        "completed_at": utc_text((data.get("generated_at") if completed else None) or payload.get("timestamp")) or now,
         "processing_time_ms": elapsed,
     }
 
@@ -161,11 +161,15 @@ message = COALESCE(:message, message), updated_at = :now WHERE job_id = :job_id"
 COUNT = """UPDATE jobs SET deliveries = deliveries + 1, duplicates = duplicates + :duplicate WHERE job_id = :job_id"""
 
 
-def _utc(value: str | None) -> str | None:
-    """An RFC 3339 date-time of the payload as the stored UTC text (None when Python cannot read it)."""
+def utc_text(value: str | None) -> str | None:
+    """An RFC 3339 date-time as the stored UTC text (None when Python cannot read it); a naive one is UTC."""
+    if not value:
+        return None
     try:
-        return datetime.fromisoformat(value).astimezone(UTC).isoformat(timespec="microseconds") if value else None
-    except ValueError:
+        moment = datetime.fromisoformat(value[:-1] + "Z" if value.endswith("z") else value)  # RFC 3339 allows z
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):  # not a date, or outside years 1-9999 in UTC
         return None
 
 
@@ -189,7 +193,8 @@ def page(
     created at or after), after the keyset `after` (created_at, id); and the key of the next page, if any."""
     clauses = [f"{name} = :{name}" for name in ("status", "user_id", "organization_id") if name in filters]
     clauses += ["created_at >= :since"] if "since" in filters else []
-    clauses += ["(created_at < :created_at OR (created_at = :created_at AND id < :id))"] if after else []
+    # a row comparison: PostgreSQL bounds the index scan with it (an OR of two conditions it only filters by)
+    clauses += ["(created_at, id) < (:created_at, :id)"] if after else []
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = db.sql(f"SELECT id, {', '.join(COLUMNS)} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT :limit")
     values = {**filters, "limit": limit + 1, **(dict(zip(("created_at", "id"), after, strict=True)) if after else {})}

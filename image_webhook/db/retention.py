@@ -24,6 +24,7 @@ def purge(db: Database, *, delivery_days: float, job_days: float, batch: int = B
             if count < batch:
                 break
         removed.append(total)
+    db.optimize()  # the query planner's statistics follow the table (SQLite has no autovacuum to do it)
     if any(removed):
         log.info(
             "ℹ️ [Image Webhook] Rétention: %d livraison(s) et %d job(s) supprimé(s)",

@@ -51,6 +51,10 @@ class SQLiteDatabase(Database):
         connection.row_factory = sqlite3.Row
         return connection
 
+    def optimize(self) -> None:
+        # without statistics SQLite may pick the status index for an organisation's jobs (docs/queries.md)
+        self.write(lambda connection: connection.execute("PRAGMA optimize"))
+
     def close(self) -> None:
         super().close()  # the writer thread has ended: its lock file can go
         if self._turns is not None:
