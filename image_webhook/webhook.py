@@ -22,6 +22,7 @@ from .validation import INTERMEDIATE_STATUSES, STATUSES, parse_json
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(LOGGER)
 METRIC_OUTCOME = {"progress": "intermediate"}  # the deliveries' outcome "progress" keeps its metrics label
+REFUSED_BODY_KEPT = 64 * 1024  # bytes of a refused delivery's body the deliveries table keeps
 
 
 @bp.post("/api/webhooks/image-completion")
@@ -152,6 +153,11 @@ def count(response: Response) -> Response:
     if hook.db is not None and delivery is not None and not state.recorded and state.outcome != "unauthorized":
         delivery.response_body = response.get_data(as_text=True)[:4096]
         delivery.reason = state.outcome
+        if delivery.raw is not None and len(delivery.raw) > REFUSED_BODY_KEPT:
+            # a refused body is kept to show what arrived, not to replay it: a sender looping 1 MiB refusals
+            # would otherwise write 100 MB/s and hold every other delivery behind the database's lock
+            delivery.reason = f"{state.outcome} (corps de {len(delivery.raw)} octets, {REFUSED_BODY_KEPT} gardés)"
+            delivery.raw = delivery.raw[:REFUSED_BODY_KEPT]
         outcome = (
             "unavailable" if state.outcome == "unavailable" else "error" if response.status_code >= 500 else "rejected"
         )

@@ -189,3 +189,15 @@ def test_first_deliveries_racing_on_several_workers_process_the_job_once(make_ap
         flush(app.extensions[EXTENSION].db)
     db = apps[0].extensions[EXTENSION].db
     assert {job_id: jobs.find(db, job_id)["deliveries"] for job_id in job_ids} == dict.fromkeys(job_ids, 8)
+
+
+def test_a_large_refused_body_is_kept_cut_with_its_size(client, app):
+    """A refused delivery keeps the first 64 KiB of its body and says how large it was; a processed one is whole."""
+    job_id = f"large-{uuid.uuid4().hex[:8]}"
+    refused = payload(FAILED, job_id, message="x" * 300_000)  # over the schema's bound: refused
+    assert client.post(URL, json=refused).status_code == 400
+    db = app.extensions[EXTENSION].db
+    flush(db)
+    (delivery,) = deliveries.for_job(db, job_id, include_body=True)
+    assert delivery["outcome"] == "rejected" and len(delivery["body"].encode()) == 64 * 1024
+    assert "gardés" in delivery["reason"] and str(len(client.application.json.dumps(refused))) in delivery["reason"]
