@@ -1,0 +1,90 @@
+"""Reading jobs: one representation for the read API, the page and the CLI, and keyset pages newest first."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from . import Database
+
+COLUMNS = (
+    "job_id",
+    "status",
+    "progress",
+    "message",
+    "prompt",
+    "images",
+    "metadata",
+    "error_message",
+    "user_id",
+    "organization_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "processing_time_ms",
+    "deliveries",
+    "duplicates",
+)
+
+
+def utc_text(value: str | None) -> str | None:
+    """An RFC 3339 date-time as the stored UTC text (None when Python cannot read it); a naive one is UTC."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "Z" if value.endswith("z") else value)  # RFC 3339 allows z
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):  # not a date, or outside years 1-9999 in UTC
+        return None
+
+
+def page(
+    db: Database, filters: dict[str, str], *, limit: int, after: tuple[str, int] | None
+) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+    """Up to `limit` jobs newest first, matching `filters` (status, user_id, organization_id equal; since:
+    created at or after), after the keyset `after` (created_at, id); and the key of the next page, if any."""
+    clauses = [f"{name} = :{name}" for name in ("status", "user_id", "organization_id") if name in filters]
+    clauses += ["created_at >= :since"] if "since" in filters else []
+    # a row comparison: PostgreSQL bounds the index scan with it (an OR of two conditions it only filters by)
+    clauses += ["(created_at, id) < (:created_at, :id)"] if after else []
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = db.sql(f"SELECT id, {', '.join(COLUMNS)} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT :limit")
+    values = {**filters, "limit": limit + 1, **(dict(zip(("created_at", "id"), after, strict=True)) if after else {})}
+    rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
+    jobs = [serialize(row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return jobs, (_text(last["created_at"]), last["id"]) if last is not None else None
+
+
+def find(db: Database, job_id: str) -> dict[str, Any] | None:
+    """The job as the read API and the CLI show it, or None."""
+    row = db.read(lambda connection: connection.execute(db.sql(FIND), {"job_id": job_id}).fetchone())
+    return serialize(row) if row is not None else None
+
+
+def recent(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest jobs first (the CLI's `jobs list`)."""
+    rows = db.read(lambda connection: connection.execute(db.sql(RECENT), {"limit": limit}).fetchall())
+    return [serialize(row) for row in rows]
+
+
+def serialize(row: Any) -> dict[str, Any]:
+    """One representation of a job (read API, CLI): JSON values decoded, times as ISO 8601 text."""
+    job = {column: row[column] for column in COLUMNS}
+    for column in ("images", "metadata"):
+        if isinstance(job[column], str):
+            job[column] = json.loads(job[column])
+    for column in ("created_at", "updated_at", "completed_at"):
+        job[column] = _text(job[column])
+    return job
+
+
+def _text(value: Any) -> Any:
+    """A time as the ISO 8601 text SQLite stores (PostgreSQL gives a datetime)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+
+
+FIND = f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE job_id = :job_id"
+RECENT = f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY created_at DESC, id DESC LIMIT :limit"
