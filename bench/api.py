@@ -16,7 +16,6 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from bench import harness
 from image_webhook.db import jobs, migrate
 from image_webhook.db.postgres import PostgresDatabase
 from tests.payloads import COMPLETED, URL, payload
@@ -47,16 +47,8 @@ ROW_KEYSET = "(created_at, id) < (%(created_at)s, %(id)s)"
 
 def wrk(url, target, seconds, connections, headers=()):
     """One wrk run of bench/get.lua: requests/s, p50, p99 (µs), errors and statuses ≥ 400."""
-    env = {**os.environ, "TARGET": target, "HEADERS": "|".join(headers)}
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(GET), url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + 30,
-    ).stdout
-    result = json.loads(re.search(r"RESULT (\{.*\})", out).group(1))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    env = {"TARGET": target, "HEADERS": "|".join(headers)}
+    result = harness.wrk(url, None, seconds, connections, script=GET, env=env)
     if result["errors"] or result["non2xx"]:
         raise SystemExit(f"{url}{target}: {result['errors']} errors, {result['non2xx']} statuses >= 400")
     return result

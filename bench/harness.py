@@ -4,7 +4,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -12,18 +11,19 @@ import threading
 import time
 from pathlib import Path
 
-from tests.servers import ROOT, GunicornServer, PostgresServer, which
+from tests.servers import ROOT, GunicornServer
 
 LOAD = ROOT / "bench" / "load.lua"
 SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 START_TIMEOUT = 90  # seconds: several servers boot (and migrate) at once on two busy cores
 
 
-def wrk(url, mode, seconds, connections, secret=None, job=None):
-    """One wrk run of bench/load.lua: requests/s, p50, p99 (None when nothing was answered), errors."""
-    env = {**os.environ, "MODE": mode, "SECRET": secret or "", "JOB": job or ""}
+def wrk(url, mode, seconds, connections, secret=None, job=None, *, script=None, env=None):
+    """One wrk run of bench/load.lua (or `script` with its `env`): requests/s, p50, p99 (None when nothing was
+    answered), errors."""
+    env = {**os.environ, **(env if env is not None else {"MODE": mode, "SECRET": secret or "", "JOB": job or ""})}
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LOAD), url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script or LOAD), url],
         capture_output=True,
         text=True,
         env=env,
@@ -127,36 +127,3 @@ def duplicate_sources(output, job):
     if first is None:
         return None
     return sum(w == first.group(1) for w in duplicates), sum(w != first.group(1) for w in duplicates)
-
-
-class DurablePostgres(PostgresServer):
-    """tests.servers' PostgresServer, but durable: fsync on (the tests' server runs with fsync=off)."""
-
-    def start(self):
-        import psycopg
-
-        if not self.data.exists():
-            if self.user:
-                shutil.chown(self.directory, self.user)
-            subprocess.run(
-                [which("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-                check=True,
-                capture_output=True,
-                user=self.user,
-            )
-        command = [which("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.directory)]
-        command += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=on"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self.user)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with psycopg.connect(self.url(), connect_timeout=1) as connection:
-                    fsync = connection.execute("SHOW fsync").fetchone()[0]
-                if fsync != "on":
-                    raise RuntimeError(f"postgres runs with fsync={fsync}")
-                return self
-            except psycopg.OperationalError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"postgres exited with {self.process.returncode}") from None
-                time.sleep(0.05)
-        raise RuntimeError("postgres did not start")

@@ -27,7 +27,7 @@ from pathlib import Path
 from bench import harness, report
 from bench.harness import SECRET
 from tests.payloads import COMPLETED, payload
-from tests.servers import DEFAULT_WORKERS, ROOT, RedisServer
+from tests.servers import DEFAULT_WORKERS, ROOT, PostgresServer, RedisServer
 
 RESULTS = ROOT / "bench" / "results"
 BARE5 = report.BARE5  # the bare route on the default configuration's workers
@@ -101,7 +101,7 @@ def start_servers(names, scratch):
             app, env, args, _ = SERVERS[name]
             config = None
             if name == "postgresql":
-                backends.append(harness.DurablePostgres().start())
+                backends.append(PostgresServer(fsync=True).start())
                 env = {**env, "DATABASE_URL": backends[-1].create_database("bench")}
             if name == REDIS:
                 backends.append(RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start())
@@ -119,7 +119,7 @@ def start_servers(names, scratch):
 def stop(backends):
     for backend in backends:
         backend.stop()
-        if isinstance(backend, harness.DurablePostgres):
+        if isinstance(backend, PostgresServer):
             backend.remove()
 
 

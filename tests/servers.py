@@ -210,7 +210,8 @@ class PostgresServer:
     PostgreSQL refuses to run as root: as root, its programs run as the `postgres` user, in a directory
     of their own (pytest's are private to root)."""
 
-    def __init__(self):
+    def __init__(self, fsync=False):
+        self.fsync = fsync  # off for the tests; on for make bench, which measures durable commits
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="image-webhook-postgres-"))
         self.data = self.directory / "data"
@@ -242,7 +243,7 @@ class PostgresServer:
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=off",
+                f"fsync={'on' if self.fsync else 'off'}",
                 "-c",
                 "max_connections=300",
             ],
