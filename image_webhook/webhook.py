@@ -83,7 +83,9 @@ def _record(payload: dict[str, Any], hook: Service, state: RequestState) -> Resp
     if decision.completed:  # the fast path learns every completed job it meets, processed here or not
         with contextlib.suppress(HTTPException):  # it is a cache: the record is on disk
             hook.jobs.claim(job_id)
-    if decision.outcome == "duplicate":
+    if decision.replay:
+        log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", state.delivery.message_id, extra={"event": "replay"})
+    elif decision.outcome == "duplicate":
         log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
         if decision.after_completed:
             log.warning(

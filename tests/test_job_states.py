@@ -202,3 +202,17 @@ def test_a_large_refused_body_is_kept_cut_with_its_size(client, app):
     (delivery,) = deliveries.for_job(db, job_id, include_body=True)
     assert delivery["outcome"] == "rejected" and len(delivery["body"].encode()) == 64 * 1024
     assert f"corps de {len(refused)} octets, 65536 gardés" in delivery["reason"]
+
+
+def test_a_signed_message_replayed_to_another_worker_is_a_duplicate(make_app):
+    """A signed progress message handled by one worker, replayed to another (its own memory store), is
+    "Job déjà traité" there: the database knows the webhook-id; a new message id for the job is handled."""
+    from tests.test_signatures import KEY_A, signed_headers
+
+    first, second = (make_app(WEBHOOK_SIGNING_SECRET=KEY_A).test_client() for _ in range(2))
+    body = json.dumps(payload(PROGRESS, f"replay-{uuid.uuid4().hex[:8]}")).encode()
+    headers = signed_headers(body, message_id="msg_replayed_elsewhere")
+    assert first.post(URL, data=body, headers=headers).get_json()["status"] == "generating"
+    assert second.post(URL, data=body, headers=headers).get_json() == DUPLICATE
+    other = signed_headers(body, message_id="msg_another")
+    assert second.post(URL, data=body, headers=other).get_json()["status"] == "generating"

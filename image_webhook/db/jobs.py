@@ -38,6 +38,7 @@ class Decision:
     replaced_failed: bool = False  # a completed replaced a failed (the backend retried and succeeded)
     after_completed: bool = False  # a failed arrived after a completed: changes nothing
     completed: bool = False  # the job's record is completed now: the fast path may answer its duplicates
+    replay: bool = False  # a signed message already handled (its webhook-id), whatever worker handled it
 
 
 def record(
@@ -57,7 +58,8 @@ def record(
         row = _current(db, connection, job_id)
         if row is None and not _insert(db, connection, job_id, status, now):
             row = _current(db, connection, job_id)  # another host's transaction created it meanwhile (PostgreSQL)
-        decision = _decide(row, payload)
+        replayed = delivery.message_id is not None and _handled(db, connection, delivery.message_id)
+        decision = Decision("duplicate", replay=True) if replayed else _decide(row, payload)
         if decision.outcome == "processed":
             on_job(payload)  # inside the transaction: an exception rolls the job back with it
         body = answer(decision)
@@ -98,6 +100,11 @@ def _current(db: Database, connection: Any, job_id: str) -> Any:
     return connection.execute(
         db.sql("SELECT status, progress FROM jobs WHERE job_id = :job_id" + lock), {"job_id": job_id}
     ).fetchone()
+
+
+def _handled(db: Database, connection: Any, message_id: str) -> bool:
+    """Whether a signed message with this webhook-id was already handled (any worker, any host)."""
+    return connection.execute(db.sql(HANDLED), {"message_id": message_id}).fetchone() is not None
 
 
 def _insert(db: Database, connection: Any, job_id: str, status: str, now: str) -> bool:
@@ -146,6 +153,8 @@ def _terminal_values(payload: dict[str, Any], now: str, elapsed: float | None) -
     }
 
 
+HANDLED = """SELECT 1 FROM deliveries WHERE message_id = :message_id
+AND outcome IN ('processed', 'duplicate', 'progress', 'stale') LIMIT 1"""
 INSERT = """INSERT INTO jobs (job_id, status, created_at, updated_at, deliveries, duplicates)
 VALUES (:job_id, :status, :now, :now, 0, 0) ON CONFLICT (job_id) DO NOTHING"""
 # a registration's prompt wins over the first image's description (the read API's PUT)
