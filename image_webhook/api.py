@@ -46,7 +46,7 @@ def show(job_id: str) -> Response:
     job = jobs.find(_db(), job_id) if service().validator.job_id_is_valid(job_id) else None
     if job is None:
         raise NotFound("Job inconnu")
-    return _conditional(jsonify(job))
+    return conditional(jsonify(job))
 
 
 @bp.get("")
@@ -54,18 +54,18 @@ def list_jobs() -> Response:
     """Jobs newest first, filtered, in keyset pages: a page never repeats or skips a job while others arrive."""
     unknown = sorted(set(request.args) - LIST_PARAMETERS)
     if unknown:
-        raise _bad(f"paramètre inconnu: {unknown[0][:64]}", "$." + unknown[0][:64])
+        raise bad_parameter(f"paramètre inconnu: {unknown[0][:64]}", "$." + unknown[0][:64])
     repeated = next((name for name in request.args if len(request.args.getlist(name)) > 1), None)
     if repeated:
-        raise _bad(f"paramètre répété: {repeated}", f"$.{repeated}")
+        raise bad_parameter(f"paramètre répété: {repeated}", f"$.{repeated}")
     if request.args.get("status", "completed") not in STATUSES:
-        raise _bad(f"status doit valoir {', '.join(sorted(STATUSES))}", "$.status")
+        raise bad_parameter(f"status doit valoir {', '.join(sorted(STATUSES))}", "$.status")
     filters = {name: _bounded(name) for name in ("status", "user_id", "organization_id") if name in request.args}
     if "since" in request.args:
         filters["since"] = _since(request.args["since"])
     limit = _limit(request.args.get("limit"))
     found, after = jobs.page(_db(), filters, limit=limit, after=read_cursor(request.args.get("cursor")))
-    return _conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
+    return conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
 
 
 @bp.put("/<job_id>")
@@ -73,12 +73,12 @@ def register(job_id: str) -> Response:
     """Register who asked for a job before (or after) its notifications: idempotent, one row either way."""
     hook = service()
     if not hook.validator.job_id_is_valid(job_id):
-        raise _bad("job_id invalide", "$.job_id")
+        raise bad_parameter("job_id invalide", "$.job_id")
     body = parse_json(read_body(hook.deadlines))
     hook.validator.validate_registration(body)
     owner = {name: body.get(name) for name in ("user_id", "organization_id", "prompt")}
     created = jobs.register(_db(), job_id, owner)
-    return _conditional(jsonify(jobs.find(_db(), job_id)), status=201 if created else 200)
+    return conditional(jsonify(jobs.find(_db(), job_id)), status=201 if created else 200)
 
 
 @bp.get("/<job_id>/deliveries")
@@ -86,11 +86,11 @@ def deliveries(job_id: str) -> Response:
     """What the backend sent for this job and what the service answered, newest first (bodies when asked)."""
     include = request.args.get("include")
     if set(request.args) - {"include"} or include not in (None, "body"):
-        raise _bad("seul le paramètre include=body est accepté", "$.include")
+        raise bad_parameter("seul le paramètre include=body est accepté", "$.include")
     if len(job_id) > MAX_JOB_ID or "\x00" in job_id:  # any id a delivery carried, as it was stored
-        raise _bad(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
+        raise bad_parameter(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
     found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
-    return _conditional(jsonify(deliveries=found))
+    return conditional(jsonify(deliveries=found))
 
 
 def _db() -> Database:
@@ -100,28 +100,30 @@ def _db() -> Database:
     return db
 
 
-def _conditional(response: Response, status: int = 200) -> Response:
+def conditional(response: Response, status: int = 200) -> Response:
+    """`response` with its ETag (unless it has one), or a bodiless 304 when If-None-Match has this ETag."""
     response.status_code = status
-    response.add_etag()
-    response.make_conditional(request)  # 304 and no body when If-None-Match has this ETag
+    response.add_etag(overwrite=False)
+    response.make_conditional(request)
     return response
 
 
-def _bad(message: str, path: str) -> InvalidPayload:
+def bad_parameter(message: str, path: str) -> InvalidPayload:
+    """400 "Paramètre invalide" naming the parameter (the API's and the page's)."""
     return InvalidPayload("Paramètre invalide", [{"path": path, "message": message}], outcome="invalid_parameter")
 
 
 def _bounded(name: str) -> str:
     value = request.args[name]
     if not 0 < len(value) <= MAX_FILTER or "\x00" in value:  # PostgreSQL text cannot hold NUL
-        raise _bad(f"{name} doit avoir de 1 à {MAX_FILTER} caractères, sans NUL", f"$.{name}")
+        raise bad_parameter(f"{name} doit avoir de 1 à {MAX_FILTER} caractères, sans NUL", f"$.{name}")
     return value
 
 
 def _since(value: str) -> str:
     moment = jobs.utc_text(value)  # as the database stores and sorts it
     if moment is None:
-        raise _bad("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since")
+        raise bad_parameter("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since")
     return moment
 
 
@@ -129,7 +131,7 @@ def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
     if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= MAX_LIMIT:
-        raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
+        raise bad_parameter(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
     return int(value)
 
 
@@ -145,7 +147,7 @@ def read_cursor(value: str | None) -> tuple[str, int] | None:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         datetime.fromisoformat(created_at)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise _bad("cursor invalide: reprenez celui de next_cursor", "$.cursor") from None
+        raise bad_parameter("cursor invalide: reprenez celui de next_cursor", "$.cursor") from None
     if not isinstance(row_id, int) or isinstance(row_id, bool) or len(value) > 200:
-        raise _bad("cursor invalide: reprenez celui de next_cursor", "$.cursor")
+        raise bad_parameter("cursor invalide: reprenez celui de next_cursor", "$.cursor")
     return created_at, row_id

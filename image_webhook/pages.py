@@ -13,12 +13,16 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
 
 from . import stats
-from .api import encode_cursor, read_cursor  # the read API's keyset cursors: one format for both
+from .api import (  # the read API's keyset cursors: one format for both
+    bad_parameter,
+    conditional,
+    encode_cursor,
+    read_cursor,
+)
 from .auth import BasicUsers, PageUnauthorized
 from .context import service
 from .db import Database, jobs
 from .db import deliveries as deliveries_table
-from .errors import InvalidPayload
 from .validation import INTERMEDIATE_STATUSES, STATUSES
 
 bp = Blueprint("pages", __name__)
@@ -94,7 +98,7 @@ def jobs_page() -> str:
 def feed() -> Response:
     """The list of /jobs as JSON for its script: an ETag, 304 while nothing changed."""
     filters, limit, after = _filters()
-    return _conditional(_feed(*jobs.page(_db(), filters, limit=limit, after=after)))
+    return conditional(_feed(*jobs.page(_db(), filters, limit=limit, after=after)))
 
 
 @bp.get("/jobs/<job_id>")
@@ -121,7 +125,7 @@ def job_page(job_id: str) -> str:
 @bp.get("/monitoring.json")
 def monitoring() -> Response:
     """The plots' numbers over the chosen period (hour, day, week), from the job and delivery records."""
-    return _conditional(jsonify(stats.summary(_db(), _period())))
+    return conditional(jsonify(stats.summary(_db(), _period())))
 
 
 def present(job: dict[str, Any]) -> dict[str, Any]:
@@ -166,19 +170,19 @@ def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
     """The status and owner filters, the page size and the keyset cursor; an empty field is no filter."""
     filters = {name: value for name in ("status", "user_id") if (value := request.args.get(name, ""))}
     if filters.get("status", "completed") not in STATUSES:
-        raise _bad("status inconnu", "$.status")
+        raise bad_parameter("status inconnu", "$.status")
     if len(filters.get("user_id", "")) > MAX_FILTER or "\x00" in filters.get("user_id", ""):  # PostgreSQL refuses NUL
-        raise _bad(f"user_id doit avoir au plus {MAX_FILTER} caractères, sans NUL", "$.user_id")
+        raise bad_parameter(f"user_id doit avoir au plus {MAX_FILTER} caractères, sans NUL", "$.user_id")
     limit = request.args.get("limit") or str(PAGE_SIZE)
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-        raise _bad(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
+        raise bad_parameter(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
     return filters, int(limit), read_cursor(request.args.get("cursor") or None)
 
 
 def _period() -> str:
     period = request.args.get("period") or "day"
     if period not in stats.PERIODS:
-        raise _bad("period doit être hour, day ou week", "$.period")
+        raise bad_parameter("period doit être hour, day ou week", "$.period")
     return period
 
 
@@ -213,13 +217,3 @@ def _db() -> Database:
     if db is None:
         raise NotFound(STATELESS)
     return db
-
-
-def _conditional(response: Response) -> Response:
-    response.add_etag(overwrite=False)
-    response.make_conditional(request)  # 304 in place when If-None-Match matches
-    return response
-
-
-def _bad(message: str, path: str) -> InvalidPayload:
-    return InvalidPayload("Paramètre invalide", [{"path": path, "message": message}], outcome="invalid_parameter")

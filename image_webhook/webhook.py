@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -31,13 +32,13 @@ def image_completion() -> Response:
     state, hook = _state(), service()
     log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...", extra={"event": "reception"})
     signed = hook.auth.check_headers(request.headers)
-    state.delivery = Delivery(raw=None, client_address=request.remote_addr) if not signed else None
-    raw = read_body(hook.deadlines)
+    delivery = Delivery(raw=None, client_address=request.remote_addr)
+    state.delivery = None if signed else delivery  # authenticated already: kept even if its body is refused
+    delivery.raw = raw = read_body(hook.deadlines)
     if not signed:
-        state.delivery.raw = raw  # type: ignore[union-attr]
         return handle(raw, hook, state)
-    message_id = hook.auth.verify_signature(request.headers, raw)
-    state.delivery = Delivery(raw=raw, client_address=request.remote_addr, message_id=message_id)
+    delivery.message_id = message_id = hook.auth.verify_signature(request.headers, raw)
+    state.delivery = delivery
     with claimed(hook.messages, message_id) as new:
         if not new:
             state.outcome = "duplicate"
@@ -120,7 +121,7 @@ def _duplicate(hook: Service, state: RequestState, job_id: str) -> Response:
     log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
     if hook.db is not None and state.delivery is not None:
         state.recorded = True
-        state.delivery.response_body = '{"success": true, "message": "Job déjà traité"}'
+        state.delivery.response_body = json.dumps(DUPLICATE, ensure_ascii=False)
         jobs.count_duplicate(hook.db, state.delivery)
     return jsonify(DUPLICATE)
 
