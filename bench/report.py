@@ -93,7 +93,7 @@ def summarize(results, times, options):
                 "p99_range_ms": [min(p99s), max(p99s)] if p99s else None,
             }
     comparisons = {}
-    for label, group, a, b, throughput, tail in COMPARISONS:
+    for label, group, a, b, throughput, tail in COMPARISONS + _history(results):
         if group not in results or a not in results[group] or b not in results[group]:
             continue
         pairs = list(zip(results[group][a], results[group][b], strict=True))
@@ -121,6 +121,24 @@ def summarize(results, times, options):
     }
 
 
+def _history(results):
+    """The history part's comparisons: now against each earlier commit (no slower, p99 no worse), and each
+    against the bare route (the ratios BENCHMARKS.md tabulates)."""
+    found = []
+    for group, measured in results.items():
+        if group.startswith("history: "):
+            kind = group.removeprefix("history: ")
+            for old in (m for m in measured if m.startswith("stateless @")):
+                revision = old.removeprefix("stateless @")
+                found.append((f"now / {revision}: {kind}", group, "stateless", old, (AT_LEAST, 1.0), (AT_MOST, 1.0)))
+            found += [
+                (f"{m.removeprefix('stateless ')} / bare: {kind}", group, m, "bare", None, None)
+                for m in measured
+                if m != "bare"
+            ]
+    return found
+
+
 def _spread(values, target):
     known = [v for v in values if v is not None]
     out = {"rounds": values, "median": statistics.median(known) if known else None}
@@ -145,6 +163,8 @@ def _show(s):
 
 def save(summary, results, directory):
     (directory / "latest.json").write_text(json.dumps({**summary, "results": results}, indent=1))
+    if "db: completed" not in results:
+        return  # the plot shows the database part
     try:
         plot(summary, directory / "configurations.png")
         print(f"plot: {directory / 'configurations.png'}")

@@ -8,7 +8,10 @@ within a round, then their median (and range) over the rounds. Parts (--parts):
   row with the same pragmas, a bare route on the same workers, the stateless mode, the group commit at
   MAX_BATCH=1, and PostgreSQL (fsync on) with the same workers (issue 12);
 - workers: the stateless service under plain gthread against the head-reading worker, tail included;
-- store: the memory store's bytes per job and lock holds (bench/store.py).
+- store: the memory store's bytes per job and lock holds (bench/store.py);
+- history (with --against REV,...): the stateless mode now, the same mode at each earlier commit (served from
+  `git archive REV` with that commit's own gunicorn.conf.py) and the bare route, in the same rounds: "no slower
+  than before" measured on the same machine at the same moment, not against figures of another day.
 Everything stops by itself; the figures go to bench/results/latest.json.
 """
 
@@ -93,13 +96,39 @@ PARTS = {
 }
 
 
+HISTORY = [
+    ("completed", "completed"),
+    ("duplicates", "duplicate"),
+    ("intermediate", "progress"),
+    ("invalid", "invalid"),
+]
+
+
+def history(revisions, scratch):
+    """The `history` part's groups, and a server entry for each earlier commit, checked out under `scratch`."""
+    members = ["stateless"]
+    for revision in revisions:
+        root = Path(scratch) / f"at-{revision}"
+        root.mkdir()
+        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        name = f"stateless @{revision}"
+        SERVERS[name] = (None, {**STATELESS, "PYTHONPATH": str(root)}, (), False)
+        CONFIGS[name] = root / "gunicorn.conf.py"
+        members.append(name)
+    return [(f"history: {group}", mode, 8, 0, None, [*members, "bare"]) for group, mode in HISTORY]
+
+
+CONFIGS = {}  # server name: the gunicorn.conf.py it is started with, when not the checkout's
+
+
 def start_servers(names, scratch):
     """The named servers, all started, and the databases they need (PostgreSQL with fsync on, Redis)."""
     made, backends = {}, []
     try:
         for name in names:
             app, env, args, _ = SERVERS[name]
-            config = None
+            config = CONFIGS.get(name)
             if name == "postgresql":
                 backends.append(PostgresServer(fsync=True).start())
                 env = {**env, "DATABASE_URL": backends[-1].create_database("bench")}
@@ -169,14 +198,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--parts", default="ratios,database,workers,store", help="also: redis (Redis, N workers)")
+    parser.add_argument("--against", default="", help="earlier commits for the history part, comma-separated")
     options = parser.parse_args()
     parts = options.parts.split(",")
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: make bench installs it (apt-get install wrk)")
     started = time.monotonic()
-    groups = [group for part in PARTS if part in parts for group in PARTS[part]]
-    names = list(dict.fromkeys(member for group in groups for member in group[5]))
     scratch = tempfile.mkdtemp(prefix="bench-run-")
+    groups = [group for part in PARTS if part in parts for group in PARTS[part]]
+    if options.against:
+        groups += history(options.against.split(","), scratch)
+    names = list(dict.fromkeys(member for group in groups for member in group[5]))
     servers, backends = start_servers(names, scratch) if names else ({}, [])
     print(f"{len(servers)} servers up in {time.monotonic() - started:.0f} s", flush=True)
     try:

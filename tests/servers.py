@@ -58,7 +58,8 @@ class GunicornServer:
         self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
         self.env["DATABASE_URL"] = f"sqlite:///{Path(cwd).resolve() / 'jobs.sqlite3'}"  # never the checkout's
         self.env.update(env or {})
-        self.env["PYTHONPATH"] = str(ROOT)  # test apps such as tests.slow_app, in the child process only
+        # test apps such as tests.slow_app, in the child process only (make bench serves older commits' trees)
+        self.env["PYTHONPATH"] = (env or {}).get("PYTHONPATH", str(ROOT))
         command = [
             sys.executable,
             "-m",
