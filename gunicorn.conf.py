@@ -57,7 +57,7 @@ errorlog = "-"
 accesslog = "-"
 loglevel = "info"
 # gunicorn's own lines one record per line, like the service's (its tracebacks, a User-Agent's line breaks)
-logger_class = f"image_webhook.logs.Gunicorn{'Json' if settings['LOG_FORMAT'] == 'json' else 'Text'}Logger"
+logger_class = f"image_webhook.gunicorn_logs.Gunicorn{'Json' if settings['LOG_FORMAT'] == 'json' else 'Text'}Logger"
 
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).

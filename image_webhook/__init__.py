@@ -131,3 +131,4 @@ def shutdown(app: Flask | None) -> None:
         hook.processed_jobs,
         extra={"event": "shutdown"},
     )
+    logs.flush()

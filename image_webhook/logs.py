@@ -1,13 +1,15 @@
-"""Logging: the spec's emoji lines (LOG_FORMAT=text) or one JSON object per line (json), on stderr;
-gunicorn's own lines follow the same format, one record per line."""
+"""Logging: the spec's emoji lines (LOG_FORMAT=text) or one JSON object per line (json), on stderr, one
+record per line, written by a thread of their own (gunicorn's lines: gunicorn_logs.py)."""
 
 import json
 import logging
+import os
 import sys
+import threading
 import time
+import weakref
 
 from flask.logging import default_handler
-from gunicorn import glogging
 
 from .context import current_request
 
@@ -91,6 +93,71 @@ class JsonFormatter(logging.Formatter):
         return one_line(json.dumps(line, ensure_ascii=False))
 
 
+class LineBuffer(logging.Handler):
+    """Formats each record in the thread that logs it and keeps the line; a thread of its own writes the kept
+    lines every `interval` seconds in one write, at once after an error record.
+
+    A write from a request thread gives up the GIL, and taking it back behind the other threads cost the
+    service a fifth of its throughput under gunicorn's threads (BENCHMARKS.md). What a SIGKILL loses: the
+    last `interval` of lines; an exit (gunicorn's worker_exit, logging.shutdown at exit) flushes them."""
+
+    def __init__(self, stream, interval=0.05):
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self._lines = []
+        self._writing = threading.Lock()  # one flush at a time, so batches are written in order
+        self._wake = threading.Event()
+        self._thread = None
+        _buffers.add(self)
+
+    def emit(self, record):
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line + "\n")  # Handler.handle holds the handler's lock around emit()
+        if self._thread is None:  # this process's first line
+            self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            self._thread.start()
+        if record.levelno >= logging.ERROR:
+            self._wake.set()
+
+    def flush(self):
+        with self._writing:
+            self.acquire()
+            try:
+                lines, self._lines = self._lines, []
+            finally:
+                self.release()
+            if lines:
+                try:
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass  # stderr closed or gone: nowhere left to say so
+
+    def close(self):
+        self.flush()
+        super().close()
+
+    def _run(self):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def _forked(self):
+        # the parent wrote what was kept before the fork; its writer thread does not exist in the child
+        self._lines, self._thread = [], None
+        self._writing, self._wake = threading.Lock(), threading.Event()
+
+
+_buffers: weakref.WeakSet[LineBuffer] = weakref.WeakSet()  # reset in a forked child (a gunicorn worker)
+os.register_at_fork(after_in_child=lambda: [buffer._forked() for buffer in list(_buffers)])
+
+
 def formatter(log_format):
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
@@ -104,7 +171,7 @@ def configure(level="INFO", log_format="text", stream=None):
     logging._srcfile = None
     logger = logging.getLogger(LOGGER)
     if _handler is None:
-        _handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+        _handler = LineBuffer(sys.stderr if stream is None else stream)
         _handler.addFilter(RequestContext())
         logger.addHandler(_handler)
     # Flask adds its multi-line plain-text handler if app.logger (this logger) is first used with no handler
@@ -120,52 +187,7 @@ def logger():
     return logging.getLogger(LOGGER)
 
 
-class OneLineFormatter(logging.Formatter):
-    """Another formatter's output with its line breaks escaped: gunicorn's text lines, tracebacks included."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def format(self, record):
-        return one_line(self.inner.format(record))
-
-
-class GunicornTextLogger(glogging.Logger):
-    """gunicorn's logger with LOG_FORMAT=text: its usual lines, each record on one line (a traceback too)."""
-
-    def setup(self, cfg):
-        super().setup(cfg)
-        for handler in self.error_log.handlers + self.access_log.handlers:
-            handler.setFormatter(self.line_formatter(handler.formatter or logging.Formatter()))
-
-    def line_formatter(self, current):
-        return OneLineFormatter(current)
-
-
-class GunicornJsonLogger(GunicornTextLogger):
-    """gunicorn's logger with LOG_FORMAT=json: its own messages and the access log as JSON lines."""
-
-    def line_formatter(self, current):
-        return JsonFormatter()
-
-    def access(self, resp, req, environ, request_time):
-        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
-            return
-        atoms = self.atoms(resp, req, environ, request_time)
-        self.access_log.info(
-            "%s %s %s",
-            atoms["m"],
-            atoms["U"],
-            atoms["s"],
-            extra={
-                "event": "access",
-                "status": None,
-                "method": atoms["m"],
-                "path": atoms["U"],
-                "http_status": resp.status_code,
-                "request_id": dict(resp.headers).get("X-Request-ID"),
-                "processing_time_ms": round(request_time.total_seconds() * 1000, 3),
-                "remote": atoms["h"],
-            },
-        )
+def flush():
+    """Write the kept lines now (a worker's exit)."""
+    if _handler is not None:
+        _handler.flush()

@@ -5,16 +5,17 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
 import uuid
 
 import pytest
 import requests
 
-from image_webhook.logs import JsonFormatter, RequestContext, TextFormatter, formatter, logger
+from image_webhook.logs import JsonFormatter, LineBuffer, RequestContext, TextFormatter, formatter, logger
 from tests import failing_app
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
-from tests.servers import GunicornServer
+from tests.servers import GunicornServer, eventually
 
 # every character str.splitlines() ends a line at
 BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
@@ -191,3 +192,62 @@ def test_gunicorn_tracebacks_are_one_line(tmp_path, log_format):
     else:
         assert [line for line in lines if not RECORD_START.match(line)] == []
         assert errors[0].endswith("RuntimeError: database unavailable\\nforged line\\u2028forged too")
+
+
+def test_access_lines_are_gunicorns_own(tmp_path):
+    """The text access log is gunicorn's combined format (Basic user, quotes escaped, bytes sent), and a
+    format naming a header or an environ variable gets its value."""
+    env = {"APP_ENV": "development", "DATABASE_URL": "", "WEB_CONCURRENCY": "1"}
+    headers = {
+        "Authorization": "Basic YWxpY2U6cHc=",  # alice:pw
+        "Referer": 'https://ref.example/"q',
+        "User-Agent": 'agent "quoted"',
+        "X-Request-ID": f"access-{RUN}",
+    }
+    with GunicornServer(tmp_path, env) as server:
+        answer = requests.get(server.url + "/healthz?x=1", headers=headers, timeout=10)
+        line = next(x for x in server.wait_for('"GET /healthz?x=1 ').splitlines() if "GET /healthz?x=1 " in x)
+    assert re.fullmatch(
+        r'127\.0\.0\.1 - alice \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /healthz\?x=1 HTTP/1\.1" 200 '
+        rf'{len(answer.content)} "https://ref\.example/\\"q" "agent \\"quoted\\""',
+        line,
+    ), line
+    named = ("--access-logformat", "%(h)s %({x-request-id}o)s %({user-agent}i)s %({path_info}e)s %(s)s")
+    (tmp_path / "named").mkdir()
+    with GunicornServer(tmp_path / "named", env, args=named) as server:
+        requests.get(server.url + "/healthz", headers=headers, timeout=10)
+        output = server.wait_for(f"access-{RUN} ")
+    assert f'127.0.0.1 access-{RUN} agent \\"quoted\\" /healthz 200' in output.splitlines()
+
+
+def test_line_buffer_writes_in_its_own_thread_and_at_once_for_errors(tmp_path):
+    """LineBuffer writes kept lines within its interval without being asked, and an error line at once
+    even with an interval of a minute; flush() writes the rest."""
+    path = tmp_path / "out.log"
+    with open(path, "w", encoding="utf-8") as stream:
+        quick, slow = LineBuffer(stream, interval=0.05), LineBuffer(stream, interval=60)
+        for handler in (quick, slow):
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        quick.handle(logging.makeLogRecord({"msg": "quick info", "levelno": logging.INFO}))
+        slow.handle(logging.makeLogRecord({"msg": "slow info", "levelno": logging.INFO}))
+        slow.handle(logging.makeLogRecord({"msg": "slow error", "levelno": logging.ERROR}))
+        assert eventually(lambda: {"quick info", "slow error"} <= set(path.read_text().splitlines()), True)
+        slow.flush()
+        assert sorted(path.read_text().splitlines()) == ["quick info", "slow error", "slow info"]
+
+
+def test_line_buffer_after_a_fork(tmp_path):
+    """In a forked child (a gunicorn worker) LineBuffer writes the child's lines from a writer thread of its
+    own, and a line the parent kept is written once, by the parent."""
+    path = tmp_path / "out.log"
+    with open(path, "w", encoding="utf-8") as stream:
+        handler = LineBuffer(stream, interval=0.05)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.handle(logging.makeLogRecord({"msg": "in the parent", "levelno": logging.INFO}))
+        child = os.fork()
+        if child == 0:  # no flush(): the child's own writer thread must write its line
+            handler.handle(logging.makeLogRecord({"msg": "in the child", "levelno": logging.INFO}))
+            os._exit(0 if eventually(lambda: "in the child" in path.read_text(), True, timeout=5) else 1)
+        assert os.waitpid(child, 0)[1] == 0
+        handler.flush()
+    assert sorted(path.read_text().splitlines()) == ["in the child", "in the parent"]
