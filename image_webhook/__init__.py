@@ -47,7 +47,7 @@ def create_app(
     from .validation import PayloadValidator
 
     settings = load_settings(config, environ)
-    app = WebhookFlask(__name__)
+    app = WebhookFlask(__name__, static_folder=None)  # the pages blueprint serves static/ behind its gate
     app.config.from_mapping(settings)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # French messages in UTF-8
     app.json.sort_keys = False  # type: ignore[attr-defined]

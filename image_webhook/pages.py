@@ -25,7 +25,7 @@ from .db import Database, jobs
 from .db import deliveries as deliveries_table
 from .validation import INTERMEDIATE_STATUSES, STATUSES
 
-bp = Blueprint("pages", __name__)
+bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static")  # its hooks guard them too
 USERS = "image_webhook.pages"  # the key of the page's BasicUsers in app.extensions
 PAGE_SIZE, MAX_LIMIT, MAX_FILTER, THUMBNAILS = 25, 100, 128, 4
 MAX_BODY = 64 * 1024  # characters of a delivery's body shown on the page
@@ -46,11 +46,9 @@ def _setup(state: BlueprintSetupState) -> None:
     state.app.extensions[USERS] = BasicUsers(state.app.config["DASHBOARD_USERS"])
 
 
-@bp.before_app_request
+@bp.before_request
 def gate() -> None:
     """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
-    if not _ours():
-        return
     if not current_app.config["DASHBOARD"]:
         raise NotFound()
     production = current_app.config["APP_ENV"] == "production"
@@ -58,16 +56,11 @@ def gate() -> None:
         raise PageUnauthorized()
 
 
-@bp.after_app_request
+@bp.after_request
 def secure(response: Response) -> Response:
     """Every answer of the pages (errors included): no inline script or style, nothing sniffed, no referrer."""
-    if _ours():
-        response.headers.update(HEADERS)
+    response.headers.update(HEADERS)
     return response
-
-
-def _ours() -> bool:
-    return request.blueprint == "pages" or request.endpoint == "static"
 
 
 @bp.get("/jobs")
