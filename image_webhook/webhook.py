@@ -32,12 +32,17 @@ def image_completion() -> Response:
     state, hook = _state(), service()
     log.info("🎨 [Image Webhook] Réception d'un webhook de génération d'images...", extra={"event": "reception"})
     signed = hook.auth.check_headers(request.headers)
-    delivery = Delivery(raw=None, client_address=request.remote_addr)
-    state.delivery = None if signed else delivery  # authenticated already: kept even if its body is refused
-    delivery.raw = raw = read_body(hook.deadlines)
+    # with a database, every authenticated delivery is kept, its body refused or not; the stateless mode keeps none
+    delivery = Delivery(raw=None, client_address=request.remote_addr) if hook.db is not None else None
+    state.delivery = None if signed else delivery
+    raw = read_body(hook.deadlines)
+    if delivery is not None:
+        delivery.raw = raw
     if not signed:
         return handle(raw, hook, state)
-    delivery.message_id = message_id = hook.auth.verify_signature(request.headers, raw)
+    message_id = hook.auth.verify_signature(request.headers, raw)
+    if delivery is not None:
+        delivery.message_id = message_id
     state.delivery = delivery
     with claimed(hook.messages, message_id) as new:
         if not new:
