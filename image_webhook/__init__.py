@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.sansio.response import Response as AnyResponse
 
 from .config import load_settings, startup_warnings
 from .context import EXTENSION, RequestIds, Service, begin_request, current_request, end_request
@@ -16,8 +19,26 @@ __all__ = ["create_app", "shutdown"]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # an incoming X-Request-ID must look like this
 
 
+class AnswerJson(DefaultJSONProvider):
+    """Flask's JSON in UTF-8 (the French messages), keys in the order written; the answers' encoder is built
+    once, where json.dumps(default=...) builds one per answer (BENCHMARKS.md)."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self.encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=self.default)
+
+    def response(self, *args: Any, **kwargs: Any) -> AnyResponse:
+        body = self.encoder.encode(self._prepare_response_obj(args, kwargs))
+        return self._app.response_class(body + "\n", mimetype=self.mimetype)
+
+
 class WebhookFlask(Flask):
     """Flask, with an OPTIONS answer that is no page: 204 and the Allow header, no body."""
+
+    json_provider_class = AnswerJson
 
     def make_default_options_response(self) -> Response:
         response = super().make_default_options_response()
@@ -49,8 +70,6 @@ def create_app(
     settings = load_settings(config, environ)
     app = WebhookFlask(__name__, static_folder=None)  # the pages blueprint serves static/ behind its gate
     app.config.from_mapping(settings)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # French messages in UTF-8
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     log = logs.configure(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
     for warning in startup_warnings(settings):
         log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})

@@ -24,6 +24,7 @@ from werkzeug import exceptions
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, RequestTimeout, UnsupportedMediaType
 
 PIECE = 64 * 1024  # bytes asked of the stream at a time
+PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 
 
 class MalformedBody(BadRequest):
@@ -53,14 +54,16 @@ def read_body(deadlines: BodyDeadlines) -> bytes:
     """Return the body, decoded: 415 unless JSON in UTF-8 with no coding but gzip, 501 for a transfer coding but
     chunked, 413 past MAX_CONTENT_LENGTH (sent or decoded), 400 for a malformed chunked or gzip body, 408 if it
     is not all in within BODY_TIMEOUT."""
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType()
-    encoding = _codings("Content-Encoding")
+    environ = request.environ
+    if environ.get("CONTENT_TYPE") not in PLAIN_JSON:  # the usual spellings pass without parsing the header
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType()
+    encoding = _codings(environ.get("HTTP_CONTENT_ENCODING"))
     gzipped = encoding in (["gzip"], ["x-gzip"])
     if not gzipped and encoding not in ([], ["identity"]):  # deflate, br, stacked codings...
         raise UnsupportedEncoding()
-    if _codings("Transfer-Encoding") not in ([], ["chunked"]):
+    if _codings(environ.get("HTTP_TRANSFER_ENCODING")) not in ([], ["chunked"]):
         raise UnsupportedTransferCoding()
     limit: int = current_app.config["MAX_CONTENT_LENGTH"]
     length = request.content_length
@@ -87,9 +90,9 @@ def _read(deadlines: BodyDeadlines, length: int | None, limit: int) -> bytes:
         raise MalformedBody("chunked", "invalid_framing") from None
 
 
-def _codings(header: str) -> list[str]:
+def _codings(value: str | None) -> list[str]:
     """The codings a Content-Encoding or Transfer-Encoding header lists, lowercased (gunicorn joins repeats)."""
-    return [coding.strip().lower() for coding in request.headers.get(header, "").split(",") if coding.strip()]
+    return [coding.strip().lower() for coding in value.split(",") if coding.strip()] if value else []
 
 
 def _read_limited(stream: IO[bytes], length: int | None, limit: int) -> bytes:

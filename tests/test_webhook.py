@@ -129,6 +129,20 @@ def test_intermediate_status_is_acknowledged_and_never_deduplicated(client, stat
         assert body["success"] is True and body["status"] == status and status in body["message"]
 
 
+def test_answers_are_compact_utf8_json_in_the_spec_order(client):
+    """An answer is application/json, compact, its French in UTF-8 (not escaped), its keys in the spec's
+    order, ending with a newline."""
+    response = client.post(URL, json=payload(PROGRESS, "answer-bytes", status="generating"))
+    assert response.mimetype == "application/json"
+    expected = {
+        "success": True,
+        "message": "Statut intermédiaire reçu: generating",
+        "job_id": "answer-bytes",
+        "status": "generating",
+    }
+    assert response.data == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def test_intermediate_statuses_do_not_make_completed_a_duplicate(client):
     """Progress notifications before the end leave the completed one to be processed."""
     for status in INTERMEDIATE:
@@ -304,7 +318,14 @@ def test_unreadable_body_is_400_json(client, data, expected_path_count):
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "application/jsonx"],
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "application/json;charset=utf-16",
+        "application/jsonx",
+    ],
 )
 def test_other_media_types_are_415(client, content_type):
     """Only application/json (UTF-8) is accepted; anything else is a JSON 415."""
@@ -314,10 +335,20 @@ def test_other_media_types_are_415(client, content_type):
     assert response.get_json()["error"] == "Unsupported Media Type"
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON; charset=UTF-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=utf-8",
+        "Application/JSON; charset=UTF-8",
+        'application/json; charset="utf8"',
+    ],
+)
 def test_json_media_type_parameters_are_allowed(client, content_type):
     """application/json with a UTF-8 charset parameter, in any case, is accepted."""
-    response = client.post(URL, data=json.dumps(COMPLETED), headers={"Content-Type": content_type})
+    body = json.dumps(payload(COMPLETED, f"media-{content_type.count(';')}-{len(content_type)}"))
+    response = client.post(URL, data=body, headers={"Content-Type": content_type})
     assert response.status_code == 200
 
 
