@@ -45,8 +45,10 @@ $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 	@command -v wrk >/dev/null || ($(APT) update -qq && $(APT) install -y -qq wrk)
 	touch $@
 
-bench: $(VENV)/.bench ## ~6 min: every configuration against bare Flask routes on the same gunicorn settings (BENCHMARKS.md)
-	$(BIN)/python -m bench.run
+BEFORE ?= b995804,f19c371# the commits before the package move (issue 10) and before issue 11
+
+bench: $(VENV)/.bench ## ~8 min: every configuration against bare Flask routes, and against the code of BEFORE (BENCHMARKS.md)
+	$(BIN)/python -m bench.run --against $(BEFORE)
 
 bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against plain gthread, silent sockets held)
 	$(BIN)/python -m bench.run --parts workers

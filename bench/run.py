@@ -110,8 +110,10 @@ def history(revisions, scratch):
     for revision in revisions:
         root = Path(scratch) / f"at-{revision}"
         root.mkdir()
-        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True)
+        if archive.returncode:  # a shallow clone, or a mistyped commit
+            raise SystemExit(f"--against {revision}: {archive.stderr.decode(errors='replace').strip()}")
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
         name = f"stateless @{revision}"
         SERVERS[name] = (None, {**STATELESS, "PYTHONPATH": str(root)}, (), False)
         CONFIGS[name] = root / "gunicorn.conf.py"
