@@ -79,6 +79,12 @@ def on_starting(server):
         sys.exit(f"Migration impossible ({type(exc).__name__}): vérifiez DATABASE_URL et que la base répond")
 
 
+def post_fork(server, worker):
+    """In each new worker, before its own signal handlers: the master's signal queue, where a stop signal
+    received meanwhile lands (image_webhook.worker reads it)."""
+    worker.master_signals = server.SIG_QUEUE
+
+
 def child_exit(server, worker):
     """A worker is gone: its live gauges no longer count (multiprocess metrics)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import re
 import selectors
+import signal
 import socket
 import time
 from collections import deque
 from concurrent.futures import Future
 from functools import partial
+from queue import SimpleQueue
 from typing import Any
 
 from gunicorn import util
@@ -41,6 +43,16 @@ class HeadReadingWorker(ThreadWorker):
         fields = cfg.limit_request_fields if 0 < cfg.limit_request_fields <= MAX_HEADERS else MAX_HEADERS
         size = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else DEFAULT_MAX_HEADERFIELD_SIZE
         self.max_head = line + 4 + fields * (size + 2) + 4  # the parser's own bounds, and their CRLFs
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # A stop signal that came between the fork and here ran the master's handler, inherited, which only
+        # queues it in this process's copy of the master's queue (gunicorn.conf.py's post_fork hands it
+        # over): a worker booting while gunicorn stops would otherwise serve on until graceful_timeout.
+        master_signals: SimpleQueue[Any] | None = getattr(self, "master_signals", None)
+        while master_signals is not None and not master_signals.empty():
+            if master_signals.get_nowait() in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                self.alive = False
 
     # Where heads start: a new connection, a kept-alive one readable again, bytes read ahead with a body.
     # TLS (and HTTP/2 prior knowledge) read the socket in conn.init() themselves: plain gthread for them.

@@ -1,5 +1,6 @@
 """End to end through the real gunicorn and gunicorn.conf.py, over loopback HTTP."""
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
@@ -8,7 +9,7 @@ import pytest
 import requests
 
 from tests.payloads import COMPLETED, SECRET, URL, payload
-from tests.servers import DEFAULT_WORKERS, GunicornServer, eventually, run_to_exit
+from tests.servers import DEFAULT_WORKERS, ROOT, GunicornServer, eventually, run_to_exit
 from tests.test_signatures import AUTH_TABLE, auth_config, auth_request, check_answer
 
 PRODUCTION = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET}
@@ -111,6 +112,27 @@ def test_sigterm_stops_cleanly(tmp_path):
     assert server.post(payload(COMPLETED, "before-stop")).status_code == 200
     assert server.stop() == 0
     assert "Logging error" not in server.output()  # regression: records without a process id broke gunicorn's format
+
+
+def test_sigterm_while_workers_boot_stops_at_once(tmp_path):
+    """A SIGTERM that reaches workers still booting (forked, their own signal handlers not set yet) stops them
+    at once, not after graceful_timeout (30 s)."""
+    config = tmp_path / "slow_boot.conf.py"  # the project's settings; worker n waits n - 1 s after its fork
+    config.write_text(
+        "import runpy, time\n"
+        f"globals().update(runpy.run_path({str(ROOT / 'gunicorn.conf.py')!r}))\n"
+        "_post_fork = post_fork\n"
+        "def post_fork(server, worker):\n"
+        "    _post_fork(server, worker)\n"
+        "    time.sleep(worker.age - 1)\n"
+    )
+    server = GunicornServer(tmp_path, {"APP_ENV": "development", "WEB_CONCURRENCY": "3"})
+    server.command[server.command.index("-c") + 1] = str(config)
+    server.start()  # the first worker answers; the two others are in their post_fork
+    started = time.monotonic()
+    assert server.stop(timeout=60) == 0
+    assert time.monotonic() - started < 15, server.output()  # graceful_timeout is 30 s
+    assert server.output().count("Booting worker") == 3
 
 
 # The AUTH_TABLE configurations run through gunicorn, one server each (every credential of the table posted to
