@@ -107,7 +107,8 @@ class LineBuffer(logging.Handler):
         self.interval = interval
         self._lines = []
         self._writing = threading.Lock()  # one flush at a time, so batches are written in order
-        self._wake = threading.Event()
+        self._pending = threading.Event()  # a first line is kept: the writer wakes (idle, it sleeps for good)
+        self._urgent = threading.Event()  # an error line: no waiting out the interval
         self._thread = None
         _buffers.add(self)
 
@@ -117,12 +118,15 @@ class LineBuffer(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self._lines.append(line + "\n")  # Handler.handle holds the handler's lock around emit()
+        first = not self._lines  # Handler.handle holds the handler's lock around emit(), and flush() swaps under it
+        self._lines.append(line + "\n")
         if self._thread is None:  # this process's first line
             self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
             self._thread.start()
         if record.levelno >= logging.ERROR:
-            self._wake.set()
+            self._urgent.set()
+        if first:
+            self._pending.set()
 
     def flush(self):
         with self._writing:
@@ -144,14 +148,16 @@ class LineBuffer(logging.Handler):
 
     def _run(self):
         while True:
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self._pending.wait()
+            self._pending.clear()
+            self._urgent.wait(self.interval)  # the lines of the next `interval` join this write
+            self._urgent.clear()
             self.flush()
 
     def _forked(self):
         # the parent wrote what was kept before the fork; its writer thread does not exist in the child
         self._lines, self._thread = [], None
-        self._writing, self._wake = threading.Lock(), threading.Event()
+        self._writing, self._pending, self._urgent = threading.Lock(), threading.Event(), threading.Event()
 
 
 _buffers: weakref.WeakSet[LineBuffer] = weakref.WeakSet()  # reset in a forked child (a gunicorn worker)

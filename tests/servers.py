@@ -113,17 +113,19 @@ class GunicornServer:
         return output
 
     def settled_output(self, timeout=10):
-        """The output once every line of the requests answered so far is written: the service writes its
-        lines in order, so a marked request's line coming out means the earlier ones are out too."""
+        """The output once every line of the requests answered so far is written: the service's lines and
+        gunicorn's access lines each come out in order (two buffers), so once a marked request's line of each
+        is out, the earlier ones are too."""
         marker = f"settle-{uuid.uuid4().hex}"
-        requests.get(self.url + "/settle", headers={"X-Request-ID": marker}, timeout=10)  # a logged 404
+        requests.get(f"{self.url}/{marker}", headers={"X-Request-ID": marker}, timeout=10)  # a logged 404
         deadline = time.monotonic() + timeout
         while True:
-            text = self.output()
-            if any(marker in line and "Requête refusée" in line for line in text.splitlines()):
+            lines = (text := self.output()).splitlines()
+            service = any(marker in line and "Requête refusée" in line for line in lines)
+            if service and any(f"/{marker}" in line and "Requête refusée" not in line for line in lines):
                 return text
             if time.monotonic() > deadline:
-                raise AssertionError(f"the service's lines did not come out within {timeout}s")
+                raise AssertionError(f"the lines of a request did not all come out within {timeout}s")
             time.sleep(0.02)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
