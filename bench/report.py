@@ -123,19 +123,23 @@ def summarize(results, times, options):
 
 def _history(results):
     """The history part's comparisons: now against each earlier commit (no slower, p99 no worse), and each
-    against the bare route (the ratios BENCHMARKS.md tabulates)."""
+    against the bare route, the ratio issue 10 compares."""
     found = []
     for group, measured in results.items():
-        if group.startswith("history: "):
-            kind = group.removeprefix("history: ")
-            for old in (m for m in measured if m.startswith("stateless @")):
-                revision = old.removeprefix("stateless @")
-                found.append((f"now / {revision}: {kind}", group, "stateless", old, (AT_LEAST, 1.0), (AT_MOST, 1.0)))
-            found += [
-                (f"{m.removeprefix('stateless ')} / bare: {kind}", group, m, "bare", None, None)
-                for m in measured
-                if m != "bare"
-            ]
+        if not group.startswith("history: "):
+            continue
+        kind = group.removeprefix("history: ")
+        now = next(iter(measured))  # the members: now, each earlier commit, perhaps "default", then "bare"
+        others = [m for m in measured if " @" in m]
+        for old in others:
+            revision = old.rpartition(" @")[2]
+            found.append((f"history: now / {revision}: {kind}", group, now, old, (AT_LEAST, 1.0), (AT_MOST, 1.0)))
+            if "default" in measured:
+                label = f"history: default now / {revision}: {kind}"
+                found.append((label, group, "default", old, (AT_LEAST, 1.0), (AT_MOST, 1.0)))
+        for member in (now, *others):
+            name = member.rpartition(" @")[2] if member in others else "now"
+            found.append((f"history, against the bare route: {name}: {kind}", group, member, "bare", None, None))
     return found
 
 

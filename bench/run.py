@@ -96,29 +96,41 @@ PARTS = {
 }
 
 
+# the ratios part's scenarios (group, wrk mode, secret, the service's configuration), for the history part
 HISTORY = [
-    ("completed", "completed"),
-    ("duplicates", "duplicate"),
-    ("intermediate", "progress"),
-    ("invalid", "invalid"),
+    ("completed (dev)", "completed", None, "stateless"),
+    ("completed (prod, secret)", "completed", SECRET, "stateless, prod"),
+    ("completed (dev, LOG_LEVEL=WARNING)", "completed", None, "stateless, WARNING"),
+    ("duplicates", "duplicate", None, "stateless"),
+    ("intermediate", "progress", None, "stateless"),
+    ("invalid (400)", "invalid", None, "stateless"),
 ]
 
 
 def history(revisions, scratch):
-    """The `history` part's groups, and a server entry for each earlier commit, checked out under `scratch`."""
-    members = ["stateless"]
+    """The `history` part's groups: each scenario's configuration now, the same configuration at each earlier
+    commit (checked out under `scratch`, served with its own gunicorn.conf.py) and the bare route."""
+    roots = {}
     for revision in revisions:
-        root = Path(scratch) / f"at-{revision}"
+        roots[revision] = root = Path(scratch) / f"at-{revision}"
         root.mkdir()
         archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True)
         if archive.returncode:  # a shallow clone, or a mistyped commit
             raise SystemExit(f"--against {revision}: {archive.stderr.decode(errors='replace').strip()}")
         subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-        name = f"stateless @{revision}"
-        SERVERS[name] = (None, {**STATELESS, "PYTHONPATH": str(root)}, (), False)
-        CONFIGS[name] = root / "gunicorn.conf.py"
-        members.append(name)
-    return [(f"history: {group}", mode, 8, 0, None, [*members, "bare"]) for group, mode in HISTORY]
+    groups = []
+    for group, mode, secret, now in HISTORY:
+        members = [now]
+        for revision, root in roots.items():
+            name = f"{now} @{revision}"
+            _, env, args, _ = SERVERS[now]
+            SERVERS[name] = (None, {**env, "PYTHONPATH": str(root)}, args, False)
+            CONFIGS[name] = root / "gunicorn.conf.py"
+            members.append(name)
+        if now == "stateless" and mode != "invalid":  # and today's default (SQLite, 2 x cores + 1 workers)
+            members.append("default")
+        groups.append((f"history: {group}", mode, 8, 0, secret, [*members, "bare"]))
+    return groups
 
 
 CONFIGS = {}  # server name: the gunicorn.conf.py it is started with, when not the checkout's

@@ -58,6 +58,23 @@ def before_after(data):
     return "\n".join(rows)
 
 
+def same_run(data):
+    """The history part as one table: each version against the bare route, and now against each version."""
+    groups = [g.removeprefix("history: ") for g in data["results"] if g.startswith("history: ")]
+    if not groups:
+        return ""
+    c = data["comparisons"]
+    revisions = [m.rpartition(" @")[2] for m in data["results"][f"history: {groups[0]}"] if " @" in m]
+    head = ["scenario", "now / bare", *(f"{r} / bare" for r in revisions), *(f"now / {r}" for r in revisions)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for group in groups:
+        cells = [c[f"history, against the bare route: now: {group}"]]
+        cells += [c[f"history, against the bare route: {r}: {group}"] for r in revisions]
+        cells += [c[f"history: now / {r}: {group}"] for r in revisions]
+        rows.append(f"| {group} | " + " | ".join(ratio(cell["throughput"]) for cell in cells) + " |")
+    return "\n".join(rows)
+
+
 def rounds(data):
     """Every measurement, grouped, in the order of the rounds."""
     lines = []
@@ -88,6 +105,10 @@ def main():
     print(comparisons(data, "group commit", "group commit") + "\n")
     print(comparisons(data, "one writer", "one writer") + "\n")
     print(comparisons(data, "11 head-reading / gthread", "worker model") + "\n")
+    print(same_run(data) + "\n")
+    print(comparisons(data, "history: now /", "now / an earlier commit") + "\n")
+    print(comparisons(data, "history: default now /", "the default now / the stateless mode then") + "\n")
+    print(comparisons(data, "history, against the bare route:", "each / the bare route, same rounds") + "\n")
     print(f"processing_time_ms medians: {data['median_processing_time_ms']}\n")
     print("\n".join(data.get("store", [])) + "\n")
     print(rounds(data))
