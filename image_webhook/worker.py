@@ -68,14 +68,15 @@ class HeadReadingWorker(ThreadWorker):
         conn = TConn(self.cfg, sock, addr, listener.getsockname())
         if self.cfg.is_ssl or negotiation.prior_knowledge_allowed(self.cfg, addr):
             return self.enqueue_req(conn)
-        self.begin(conn, self.receive(sock, 8192))  # a client often sends its request with the handshake
+        self.start_head(conn)
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         if self.cfg.is_ssl:
             return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self.begin(conn, self.receive(client, 8192))  # readable already
+        self.start_head(conn)
+        self.read_head(conn)  # readable already
 
     def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
         if self.cfg.is_ssl or fs.cancelled() or fs.exception() is not None or fs.result() not in (True, False):
@@ -85,22 +86,11 @@ class HeadReadingWorker(ThreadWorker):
         ahead = conn.parser.unreader.take_buffered()  # the next request, read along with a body
         if not ahead:
             return super().finish_request(conn, fs)  # keep-alive
-        conn.sock.setblocking(False)  # the thread read the body blocking
-        self.begin(conn, ahead)
-
-    def begin(self, conn: TConn, data: bytes | None) -> None:
-        """A head starts with `data` (None: nothing yet; b"": the client left): hand the connection over at
-        once if it is complete (the common case, no round through the poller), otherwise wait for the rest."""
-        if data == b"":
-            self.nr_conns -= 1
-            return util.close(conn.sock)
-        if data and self.complete(data, 0):
-            return self.dispatch(conn, data)
         self.start_head(conn)
-        if data:
-            self.add_to_head(conn, data)
+        self.add_to_head(conn, ahead)
 
     def start_head(self, conn: TConn) -> None:
+        conn.sock.setblocking(False)
         conn.head = bytearray()
         delay = self.header_timeout if self.alive else min(self.header_timeout, STOP_KEEPALIVE_LINGER)
         conn.deadline = time.monotonic() + delay
@@ -130,16 +120,12 @@ class HeadReadingWorker(ThreadWorker):
         head = conn.head
         scan = max(0, len(head) - 3)  # the new bytes, and the three before them
         head += data
-        if self.complete(head, scan):
-            self.hand_over(conn)
+        if b"\r\n\r\n" in head[scan:] or BARE_LF.search(head, scan) or self.line_too_long(head):
+            self.hand_over(conn)  # the parser answers from these bytes alone, without another recv
         elif len(head) > self.max_head:  # the parser would recv() once more before checking its bound
             self.drop(conn, self.heads, errors.LimitRequestHeaders("max buffer headers"))
 
-    def complete(self, head: bytes | bytearray, scan: int) -> bool:
-        """Whether the parser answers from these bytes alone, without another recv (new bytes from `scan`)."""
-        return b"\r\n\r\n" in head[scan:] or BARE_LF.search(head, scan) is not None or self.line_too_long(head)
-
-    def line_too_long(self, head: bytes | bytearray) -> bool:
+    def line_too_long(self, head: bytearray) -> bool:
         """Whether the parser raises LimitRequestLine on these bytes (after one leading CRLF it skips)."""
         start = 2 if head.startswith(b"\r\n") else 0
         end = head.find(b"\r\n", start, start + self.limit_line + 3)
@@ -149,10 +135,6 @@ class HeadReadingWorker(ThreadWorker):
         self.poller.unregister(conn.sock)
         self.heads.remove(conn)
         data, conn.head = bytes(conn.head), None
-        self.dispatch(conn, data)
-
-    def dispatch(self, conn: TConn, data: bytes) -> None:
-        """Give a thread the connection and the bytes read of it, a complete head first."""
         conn.init()  # the parser of a new connection (blocking socket); nothing for a kept-alive one
         conn.parser.unreader.unread(data)
         conn.data_ready = True  # handle() must not wait for data
