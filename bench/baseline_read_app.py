@@ -7,31 +7,14 @@ gunicorn configuration. The file is DATABASE_URL's, migrated by the service (ben
 """
 
 import json
-import os
-import sqlite3
-import threading
 
 from flask import Flask, jsonify
 
-PATH = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
-TIMEOUT = float(os.environ.get("DB_TIMEOUT", 5))  # the service's default busy timeout, seconds
+from bench.bare_sqlite import connection
+
 FIND = """SELECT job_id, status, progress, message, prompt, images, metadata, error_message, user_id,
 organization_id, created_at, updated_at, completed_at, processing_time_ms, deliveries, duplicates
 FROM jobs WHERE job_id = ?"""
-_local = threading.local()
-
-
-def connection() -> sqlite3.Connection:
-    """This thread's connection, opened on its first request (in the worker, after the fork)."""
-    db = getattr(_local, "db", None)
-    if db is None:
-        db = _local.db = sqlite3.connect(PATH, timeout=TIMEOUT, isolation_level=None)
-        db.execute(f"PRAGMA busy_timeout = {int(TIMEOUT * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.row_factory = sqlite3.Row
-    return db
 
 
 app = Flask(__name__)

@@ -9,7 +9,7 @@ import requests
 
 from tests.payloads import COMPLETED, PROGRESS, SECRET, payload
 from tests.servers import GunicornServer
-from tests.test_api import CREDENTIALS, OWNER, TOKEN_A, TOKEN_B, opens
+from tests.test_api import CREDENTIALS, OWNER, TOKEN_A, TOKEN_B, opens, routes
 
 PRODUCTION = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET}
 READ = {"Authorization": f"Bearer {TOKEN_A}"}
@@ -50,15 +50,6 @@ def post(server, template, job_id, session=requests, **changes):
 
 def api(server, method, path, headers=READ, session=requests, **kwargs):
     return session.request(method, f"{server.url}{path}", headers=headers, timeout=TIMEOUT, **kwargs)
-
-
-def routes(job_id):
-    return [
-        ("GET", f"/api/jobs/{job_id}", {}),
-        ("GET", "/api/jobs", {}),
-        ("GET", f"/api/jobs/{job_id}/deliveries", {}),
-        ("PUT", f"/api/jobs/{job_id}", {"json": OWNER}),
-    ]
 
 
 def statuses(server, headers, job_id):
