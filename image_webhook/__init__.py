@@ -59,7 +59,7 @@ def create_app(
     # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
     # prometheus-client picks its multiprocess mode when it is first imported.
     from . import api, cli, errors, logs, ops, pages, processing, webhook
-    from .auth import Authenticator, BearerTokens
+    from .auth import Authenticator, BasicUsers, BearerTokens
     from .body import BodyDeadlines
     from .db import open_database
     from .idempotence import make_cleanup, make_stores
@@ -81,6 +81,7 @@ def create_app(
     validator = PayloadValidator()
     app.extensions[EXTENSION] = hook = Service(
         readers=BearerTokens(settings["JOBS_API_TOKENS"], required=settings["APP_ENV"] == "production"),
+        page_users=BasicUsers(settings["DASHBOARD_USERS"], required=settings["APP_ENV"] == "production"),
         auth=Authenticator(
             mode=settings["WEBHOOK_AUTH"],
             secrets=settings["WEBHOOK_SECRET"],

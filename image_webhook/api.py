@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import NotFound, Unauthorized
+from werkzeug.exceptions import NotFound
 
+from .auth import Challenge
 from .body import read_body
 from .context import service
 from .db import Database, jobs
@@ -25,28 +26,18 @@ MAX_LIMIT, DEFAULT_LIMIT = 100, 20
 MAX_FILTER = 128
 
 
-class ApiUnauthorized(Unauthorized):
-    """401 with the challenge the read API's clients expect."""
-
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Bearer realm="jobs"')]
-
-
 @bp.before_request
 def authenticate() -> None:
     """Bearer tokens from JOBS_API_TOKENS (constant time); open in development when none is set; closed
     (401) in production when none is set. The webhook's secrets are never tokens here."""
     if not service().readers.allows(request.headers.get("Authorization")):
-        raise ApiUnauthorized()
+        raise Challenge('Bearer realm="jobs"')
 
 
 @bp.get("/<job_id>")
 def show(job_id: str) -> Response:
     """One job; an ETag on every answer, and 304 for a client that already has this version."""
-    job = jobs.find(_db(), job_id) if service().validator.job_id_is_valid(job_id) else None
-    if job is None:
-        raise NotFound("Job inconnu")
-    return conditional(jsonify(job))
+    return conditional(jsonify(find_job(_db(), job_id)))
 
 
 @bp.get("")
@@ -60,10 +51,11 @@ def list_jobs() -> Response:
         raise bad_parameter(f"paramètre répété: {repeated}", f"$.{repeated}")
     if request.args.get("status", "completed") not in STATUSES:
         raise bad_parameter(f"status doit valoir {', '.join(sorted(STATUSES))}", "$.status")
-    filters = {name: _bounded(name) for name in ("status", "user_id", "organization_id") if name in request.args}
+    names = ("status", "user_id", "organization_id")
+    filters = {name: filter_value(name, request.args[name]) for name in names if name in request.args}
     if "since" in request.args:
         filters["since"] = _since(request.args["since"])
-    limit = _limit(request.args.get("limit"))
+    limit = limit_value(request.args.get("limit"), DEFAULT_LIMIT)
     found, after = jobs.page(_db(), filters, limit=limit, after=read_cursor(request.args.get("cursor")))
     return conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
 
@@ -93,6 +85,14 @@ def deliveries(job_id: str) -> Response:
     return conditional(jsonify(deliveries=found))
 
 
+def find_job(db: Database, job_id: str) -> dict[str, Any]:
+    """The job (the API's and the page's), or 404 "Job inconnu", also for an id no job can have."""
+    job = jobs.find(db, job_id) if service().validator.job_id_is_valid(job_id) else None
+    if job is None:
+        raise NotFound("Job inconnu")
+    return job
+
+
 def _db() -> Database:
     db = service().db
     if db is None:
@@ -113,8 +113,8 @@ def bad_parameter(message: str, path: str) -> InvalidPayload:
     return InvalidPayload("Paramètre invalide", [{"path": path, "message": message}], outcome="invalid_parameter")
 
 
-def _bounded(name: str) -> str:
-    value = request.args[name]
+def filter_value(name: str, value: str) -> str:
+    """A filter parameter's value, or 400 naming it (the API's and the page's)."""
     if not 0 < len(value) <= MAX_FILTER or "\x00" in value:  # PostgreSQL text cannot hold NUL
         raise bad_parameter(f"{name} doit avoir de 1 à {MAX_FILTER} caractères, sans NUL", f"$.{name}")
     return value
@@ -127,9 +127,10 @@ def _since(value: str) -> str:
     return moment
 
 
-def _limit(value: str | None) -> int:
+def limit_value(value: str | None, default: int) -> int:
+    """A page size of 1 to MAX_LIMIT, `default` when absent, or 400 (the API's and the page's)."""
     if value is None:
-        return DEFAULT_LIMIT
+        return default
     if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= MAX_LIMIT:
         raise bad_parameter(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
     return int(value)

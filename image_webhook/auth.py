@@ -93,25 +93,32 @@ class BearerTokens:
         return scheme.lower() == "bearer" and bool(token) and matches_any(token.strip(), self.tokens)
 
 
-class PageUnauthorized(Unauthorized):
-    """401 with the challenge that makes a browser ask for the page's login."""
+class Challenge(Unauthorized):
+    """401 with its WWW-Authenticate challenge: Bearer for the read API, Basic for the page's login."""
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__()
+        self.challenge = challenge
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="jobs"')]
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge)]
 
 
 class BasicUsers:
-    """HTTP Basic against DASHBOARD_USERS. A hash is checked whatever the name, so the time does not tell which
-    names exist; a pair that passed is remembered (an HMAC under a key of this process), so that the page's
-    polling does not pay a scrypt every second."""
+    """HTTP Basic against DASHBOARD_USERS, `required` in production (open otherwise). A hash is checked whatever
+    the name, so the time does not tell which names exist; a pair that passed is remembered (an HMAC under a key
+    of this process), so that the page's polling does not pay a scrypt every second."""
 
-    def __init__(self, users: dict[str, str]) -> None:
+    def __init__(self, users: dict[str, str], *, required: bool) -> None:
         self.users = dict(users)
+        self.required = required
         self._key = os.urandom(32)
         self._verified: set[bytes] = set()
         self._decoy: str | None = None
 
     def allows(self, credentials: Authorization | None) -> bool:
+        if not self.required:
+            return True
         if credentials is None or credentials.type != "basic" or not self.users:
             return False
         name, password = credentials.username or "", credentials.password or ""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 if TYPE_CHECKING:
-    from .auth import Authenticator, BearerTokens
+    from .auth import Authenticator, BasicUsers, BearerTokens
     from .body import BodyDeadlines
     from .db import Database
     from .db.deliveries import Delivery
@@ -32,6 +32,7 @@ class Service:
 
     auth: Authenticator
     readers: BearerTokens  # who may read /api/jobs
+    page_users: BasicUsers  # who may open the /jobs page
     validator: PayloadValidator
     jobs: IdempotenceStore  # terminal notifications processed in the window
     messages: IdempotenceStore  # signed messages (webhook-id) seen in the window: replays

@@ -9,25 +9,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import NotFound
 
 from . import stats
-from .api import (  # the read API's keyset cursors: one format for both
+from .api import (  # the read API's parameters, cursors and job lookup: one behaviour for both
     bad_parameter,
     conditional,
     encode_cursor,
+    filter_value,
+    find_job,
+    limit_value,
     read_cursor,
 )
-from .auth import BasicUsers, PageUnauthorized
+from .auth import Challenge
 from .context import service
 from .db import Database, jobs
 from .db import deliveries as deliveries_table
 from .validation import INTERMEDIATE_STATUSES, STATUSES
 
 bp = Blueprint("pages", __name__, static_folder="static", static_url_path="/static")  # its hooks guard them too
-USERS = "image_webhook.pages"  # the key of the page's BasicUsers in app.extensions
-PAGE_SIZE, MAX_LIMIT, MAX_FILTER, THUMBNAILS = 25, 100, 128, 4
+PAGE_SIZE, THUMBNAILS = 25, 4
 MAX_BODY = 64 * 1024  # characters of a delivery's body shown on the page
 KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
 HEADERS = {
@@ -41,19 +42,13 @@ PERIODS = (("hour", "1 heure"), ("day", "1 jour"), ("week", "1 semaine"))
 STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
 
 
-@bp.record_once
-def _setup(state: BlueprintSetupState) -> None:
-    state.app.extensions[USERS] = BasicUsers(state.app.config["DASHBOARD_USERS"])
-
-
 @bp.before_request
 def gate() -> None:
     """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
     if not current_app.config["DASHBOARD"]:
         raise NotFound()
-    production = current_app.config["APP_ENV"] == "production"
-    if production and not current_app.extensions[USERS].allows(request.authorization):
-        raise PageUnauthorized()
+    if not service().page_users.allows(request.authorization):
+        raise Challenge('Basic realm="jobs"')
 
 
 @bp.after_request
@@ -70,17 +65,16 @@ def jobs_page() -> str:
     if db is None:  # the stateless mode keeps no job: the page says so
         return render_template("jobs.html", stateless=True, message=STATELESS)
     filters, limit, after = _filters()
-    found, following = jobs.page(db, filters, limit=limit, after=after)
-    feed = _feed(found, following)
+    listing = _listing(*jobs.page(db, filters, limit=limit, after=after))
     return render_template(
         "jobs.html",
-        jobs=[present(job) for job in found],
+        jobs=listing["jobs"],
         feed_url=url_for(".feed", **_query()),
-        feed_etag=feed.headers["ETag"],
-        next_url=url_for(".jobs_page", **_query(cursor=encode_cursor(following))) if following else None,
+        feed_etag=_feed(listing).headers["ETag"],
+        next_url=listing["next_url"],
         first_url=url_for(".jobs_page", **_query(cursor=None)) if after else None,
         filters=filters,
-        statuses=[*INTERMEDIATE_STATUSES, "completed", "failed"],
+        statuses=list(jobs.RANK),
         period=_period(),
         periods=[(name, label, url_for(".jobs_page", **_query(period=name, cursor=None))) for name, label in PERIODS],
         stats_url=url_for(".monitoring", period=_period()),
@@ -91,18 +85,17 @@ def jobs_page() -> str:
 def feed() -> Response:
     """The list of /jobs as JSON for its script: an ETag, 304 while nothing changed."""
     filters, limit, after = _filters()
-    return conditional(_feed(*jobs.page(_db(), filters, limit=limit, after=after)))
+    return conditional(_feed(_listing(*jobs.page(_db(), filters, limit=limit, after=after))))
 
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
     """One job: its images, its metadata, and every delivery with what arrived and what was answered."""
-    job = jobs.find(_db(), job_id) if service().validator.job_id_is_valid(job_id) else None  # no such id: 404
-    if job is None:
-        raise NotFound("Job inconnu")
+    db = _db()
+    job = find_job(db, job_id)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
     images = [image for image in (job["images"] if isinstance(job["images"], list) else []) if isinstance(image, dict)]
-    found = deliveries_table.for_job(_db(), job_id, include_body=True)
+    found = deliveries_table.for_job(db, job_id, include_body=True)
     return render_template(
         "job.html",
         job=present(job),
@@ -152,9 +145,14 @@ def age(moment: str | None) -> str:
     return f"{seconds // size} {unit}"
 
 
-def _feed(found: list[dict[str, Any]], following: tuple[str, int] | None) -> Response:
+def _listing(found: list[dict[str, Any]], following: tuple[str, int] | None) -> dict[str, Any]:
+    """A page of jobs as the page and its feed show them, and the link to the next page."""
     following_url = url_for(".jobs_page", **_query(cursor=encode_cursor(following))) if following else None
-    response = jsonify(jobs=[present(job) for job in found], next_url=following_url)
+    return {"jobs": [present(job) for job in found], "next_url": following_url}
+
+
+def _feed(listing: dict[str, Any]) -> Response:
+    response = jsonify(listing)
     response.add_etag()
     return response
 
@@ -164,12 +162,10 @@ def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
     filters = {name: value for name in ("status", "user_id") if (value := request.args.get(name, ""))}
     if filters.get("status", "completed") not in STATUSES:
         raise bad_parameter("status inconnu", "$.status")
-    if len(filters.get("user_id", "")) > MAX_FILTER or "\x00" in filters.get("user_id", ""):  # PostgreSQL refuses NUL
-        raise bad_parameter(f"user_id doit avoir au plus {MAX_FILTER} caractères, sans NUL", "$.user_id")
-    limit = request.args.get("limit") or str(PAGE_SIZE)
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-        raise bad_parameter(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
-    return filters, int(limit), read_cursor(request.args.get("cursor") or None)
+    if "user_id" in filters:
+        filter_value("user_id", filters["user_id"])
+    limit = limit_value(request.args.get("limit") or None, PAGE_SIZE)
+    return filters, limit, read_cursor(request.args.get("cursor") or None)
 
 
 def _period() -> str:

@@ -262,6 +262,8 @@ def test_filters_and_keyset_pages(client):
         "status=lost",
         "limit=0",
         "limit=101",
+        "limit=%C2%B2",  # "²" is a digit to str.isdigit(), not to int()
+        "limit=%EF%BC%93",  # a fullwidth 3
         "cursor=nope",
         "period=year",
         "user_id=" + "x" * 129,
@@ -269,6 +271,8 @@ def test_filters_and_keyset_pages(client):
     ):
         response = client.get(f"/jobs.json?{query}" if "period" not in query else f"/monitoring.json?{query}")
         assert response.status_code == 400 and response.json["error"] == "Paramètre invalide", query
+        if "period" not in query:  # the page itself refuses the same parameters
+            assert client.get(f"/jobs?{query}").status_code == 400, query
 
 
 @pytest.mark.database
