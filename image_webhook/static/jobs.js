@@ -97,7 +97,6 @@
   const body = document.getElementById("job-rows");
   const live = document.getElementById("live");
   const next = document.getElementById("next-page");
-  const shown = new Map(); // job_id -> the JSON its row was built from: unchanged rows (and images) are kept
   let etag = section.dataset.etag || null;
 
   function render(feed) {
@@ -106,9 +105,10 @@
     const rows = feed.jobs.map((job) => {
       const text = JSON.stringify(job);
       const kept = current.get(job.job_id);
-      if (kept && shown.get(job.job_id) === text) return kept;
-      shown.set(job.job_id, text);
-      return row(job);
+      if (kept && kept.dataset.json === text) return kept; // unchanged: the row (and its images) is kept
+      const built = row(job);
+      built.dataset.json = text; // only the rows on screen hold it: nothing grows while the page stays open
+      return built;
     });
     body.replaceChildren(...(rows.length ? rows : [empty()]));
     if (feed.next_url) next.setAttribute("href", feed.next_url);
