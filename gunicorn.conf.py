@@ -74,9 +74,9 @@ def on_starting(server):
         if settings["DB_MIGRATE_ON_START"]:
             migrate.upgrade(settings["DATABASE_URL"])
         elif pending := migrate.pending(settings["DATABASE_URL"]):
-            sys.exit(f"Base de données non migrée ({', '.join(pending)} en attente): lancez make migrate")
+            sys.exit(migrate.NOT_MIGRATED.format(", ".join(pending)))
     except Exception as exc:  # any failure stops the start, named, without a traceback
-        sys.exit(f"Migration impossible ({type(exc).__name__}): vérifiez DATABASE_URL et que la base répond")
+        sys.exit(migrate.CANNOT_MIGRATE.format(type(exc).__name__))
 
 
 def post_fork(server, worker):

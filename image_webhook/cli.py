@@ -19,8 +19,6 @@ from .db import Database, DatabaseUnavailable, deliveries, jobs, retention
 STATELESS = "pas de base de données: DATABASE_URL est vide"
 UNREACHABLE = "la base de données ne répond pas{}: vérifiez DATABASE_URL"
 LISTED = ("job_id", "status", "progress", "created_at", "deliveries", "duplicates")
-BY_STATUS = f"""SELECT {", ".join(jobs.COLUMNS)} FROM jobs WHERE status = :status
-ORDER BY created_at DESC, id DESC LIMIT :limit"""
 
 db_commands = AppGroup("db", help="The database schema (DATABASE_URL): Alembic migrations.")
 jobs_commands = AppGroup("jobs", help="The recorded jobs and their deliveries.")
@@ -72,15 +70,21 @@ def with_database(*, migrated: bool = True) -> Callable[[Callable[..., Any]], Ca
     return decorate
 
 
-def _check_schema(url: str) -> None:
+def _pending(url: str) -> list[str]:
+    """The migrations not applied yet; a database that does not answer is a Failure naming the error."""
     from .db import migrate  # Alembic and SQLAlchemy: imported by the commands only, never in a worker
 
     try:
-        waiting = migrate.pending(url)
+        return migrate.pending(url)
     except Exception as exc:  # the driver's or SQLAlchemy's error: named, without a traceback
         raise Failure(UNREACHABLE.format(f" ({type(exc).__name__})")) from None
-    if waiting:
-        raise Failure(f"Base de données non migrée ({', '.join(waiting)} en attente): lancez make migrate")
+
+
+def _check_schema(url: str) -> None:
+    from .db import migrate
+
+    if waiting := _pending(url):
+        raise Failure(migrate.NOT_MIGRATED.format(", ".join(waiting)))
 
 
 @db_commands.command("upgrade")
@@ -94,9 +98,7 @@ def upgrade(db: Database) -> None:
         applied = migrate.pending(url)
         migrate.upgrade(url)
     except Exception as exc:  # as gunicorn.conf.py says it when it migrates on start
-        raise Failure(
-            f"Migration impossible ({type(exc).__name__}): vérifiez DATABASE_URL et que la base répond"
-        ) from None
+        raise Failure(migrate.CANNOT_MIGRATE.format(type(exc).__name__)) from None
     click.echo(f"Migration(s) appliquée(s): {', '.join(applied)}" if applied else "Base de données à jour")
 
 
@@ -104,12 +106,7 @@ def upgrade(db: Database) -> None:
 @with_database(migrated=False)
 def pending(db: Database) -> None:
     """List the migrations not yet applied, oldest first."""
-    from .db import migrate
-
-    try:
-        waiting = migrate.pending(current_app.config["DATABASE_URL"])
-    except Exception as exc:
-        raise Failure(UNREACHABLE.format(f" ({type(exc).__name__})")) from None
+    waiting = _pending(current_app.config["DATABASE_URL"])
     click.echo("\n".join(waiting) if waiting else "Base de données à jour")
 
 
@@ -135,12 +132,7 @@ def show(db: Database, job_id: str, body: bool) -> None:
 @with_database()
 def list_jobs(db: Database, limit: int, status: str | None, as_json: bool) -> None:
     """The newest jobs first, one line each."""
-    if status is None:
-        found = jobs.recent(db, limit)
-    else:
-        query = db.sql(BY_STATUS)
-        rows = db.read(lambda connection: connection.execute(query, {"status": status, "limit": limit}).fetchall())
-        found = [jobs.serialize(row) for row in rows]
+    found, _ = jobs.page(db, {"status": status} if status else {}, limit=limit, after=None)
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
     elif found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +40,10 @@ class Database:
 
     def __init__(self, *, timeout: float) -> None:
         self.timeout = timeout
-        self.writer = GroupCommitWriter(self._connect_writer, self._transaction, errors=self.errors, timeout=timeout)
+        self.writer = GroupCommitWriter(
+            self._connect_writer, self._transaction, errors=self.errors, timeout=timeout, turn=self.turn
+        )
+        self._unavailable: tuple[type[BaseException], ...] = (*self.errors, TimeoutError)  # write(): 503
 
     def start(self) -> Database:
         self.writer.start()
@@ -48,10 +52,9 @@ class Database:
     def write(self, op: Callable[[Any], T]) -> T:
         """Run `op(connection)` in the next group commit and return its result once committed; 503 when the
         database does not answer within the timeout (the op then never runs, or its transaction rolls back)."""
-        unavailable: tuple[type[BaseException], ...] = (*self.errors, TimeoutError)
         try:
             return self.writer.submit(op)
-        except unavailable:
+        except self._unavailable:
             log.error("❌ [Image Webhook] Base de données indisponible", extra={"event": "database_unavailable"})
             raise DatabaseUnavailable() from None
 
@@ -65,6 +68,10 @@ class Database:
             return self._read(op)
         except self.errors:
             raise DatabaseUnavailable() from None
+
+    def turn(self) -> contextlib.AbstractContextManager[object]:
+        """Where the machine's writers must take turns (SQLite), the writer thread waits for its turn here."""
+        return contextlib.nullcontext()
 
     def not_ready(self) -> str | None:
         """Why the database cannot take the service's writes now, or None: it must answer a read and a write
@@ -114,3 +121,9 @@ def open_database(url: str, *, timeout: float) -> Database:
 def utc_now() -> str:
     """Now, as the ISO 8601 UTC text both databases store and sort (microseconds, `+00:00`)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def stored_time(value: Any) -> Any:
+    """A stored time as utc_now() writes it: SQLite gives that text back, PostgreSQL a datetime in its
+    session's time zone."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value

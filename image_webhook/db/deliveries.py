@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from . import Database, utc_now
+from . import Database, stored_time, utc_now
 
 MAX_JOB_ID = 256  # a refused delivery's job_id is stored as received, cut to this length
 MAX_STATUS = 32
@@ -82,8 +81,7 @@ def purge(db: Database, cutoff: str, batch: int = 500) -> int:
 
 def _serialize(row: Any, include_body: bool) -> dict[str, Any]:
     delivery = {column: row[column] for column in COLUMNS}
-    if isinstance(delivery["received_at"], datetime):
-        delivery["received_at"] = delivery["received_at"].isoformat(timespec="microseconds")
+    delivery["received_at"] = stored_time(delivery["received_at"])
     if include_body:
         raw = row["raw_body"]
         delivery["body"] = bytes(raw).decode("utf-8", "replace") if raw is not None else None

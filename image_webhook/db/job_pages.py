@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import Database
+from . import Database, stored_time
 
 COLUMNS = (
     "job_id",
@@ -55,19 +55,13 @@ def page(
     rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
     jobs = [serialize(row) for row in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
-    return jobs, (_text(last["created_at"]), last["id"]) if last is not None else None
+    return jobs, (stored_time(last["created_at"]), last["id"]) if last is not None else None
 
 
 def find(db: Database, job_id: str) -> dict[str, Any] | None:
     """The job as the read API and the CLI show it, or None."""
     row = db.read(lambda connection: connection.execute(db.sql(FIND), {"job_id": job_id}).fetchone())
     return serialize(row) if row is not None else None
-
-
-def recent(db: Database, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest jobs first (the CLI's `jobs list`)."""
-    rows = db.read(lambda connection: connection.execute(db.sql(RECENT), {"limit": limit}).fetchall())
-    return [serialize(row) for row in rows]
 
 
 def serialize(row: Any) -> dict[str, Any]:
@@ -77,14 +71,8 @@ def serialize(row: Any) -> dict[str, Any]:
         if isinstance(job[column], str):
             job[column] = json.loads(job[column])
     for column in ("created_at", "updated_at", "completed_at"):
-        job[column] = _text(job[column])
+        job[column] = stored_time(job[column])
     return job
 
 
-def _text(value: Any) -> Any:
-    """A time as the ISO 8601 text SQLite stores (PostgreSQL gives a datetime)."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value
-
-
 FIND = f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE job_id = :job_id"
-RECENT = f"SELECT {', '.join(COLUMNS)} FROM jobs ORDER BY created_at DESC, id DESC LIMIT :limit"

@@ -9,20 +9,17 @@ from typing import Any
 
 from . import Database, utc_now
 from .deliveries import Delivery, insert_delivery
-from .job_pages import COLUMNS, find, page, recent, serialize, utc_text
+from .job_pages import find, page, utc_text
 
 # the jobs' reads live in job_pages and are named from here too: one module to import for "jobs"
 __all__ = [
-    "COLUMNS",
     "Decision",
     "count_duplicate",
     "find",
     "page",
     "purge",
-    "recent",
     "record",
     "register",
-    "serialize",
     "utc_text",
 ]
 
@@ -96,10 +93,7 @@ def count_duplicate(db: Database, delivery: Delivery) -> None:
 
 
 def _current(db: Database, connection: Any, job_id: str) -> Any:
-    lock = " FOR UPDATE" if db.dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE already holds the lock
-    return connection.execute(
-        db.sql("SELECT status, progress FROM jobs WHERE job_id = :job_id" + lock), {"job_id": job_id}
-    ).fetchone()
+    return connection.execute(db.sql(CURRENT[db.dialect]), {"job_id": job_id}).fetchone()
 
 
 def _handled(db: Database, connection: Any, message_id: str) -> bool:
@@ -158,6 +152,9 @@ AND outcome IN ('processed', 'duplicate', 'progress', 'stale') LIMIT 1"""
 INSERT = """INSERT INTO jobs (job_id, status, created_at, updated_at, deliveries, duplicates)
 VALUES (:job_id, :status, :now, :now, 0, 0) ON CONFLICT (job_id) DO NOTHING"""
 # a registration's prompt wins over the first image's description (the read API's PUT)
+_CURRENT = "SELECT status, progress FROM jobs WHERE job_id = :job_id"
+# PostgreSQL locks the row for the decision; SQLite's BEGIN IMMEDIATE already holds the database's lock
+CURRENT = {"postgresql": _CURRENT + " FOR UPDATE", "sqlite": _CURRENT}
 TERMINAL = """UPDATE jobs SET status = :status, progress = CASE WHEN :completed THEN 100 ELSE progress END,
 message = :message, prompt = COALESCE(prompt, :prompt), images = :images, metadata = :metadata,
 error_message = :error_message, completed_at = :completed_at, processing_time_ms = :processing_time_ms,

@@ -22,10 +22,10 @@ class PostgresDatabase(Database):
     """PostgreSQL through psycopg 3: a connection for the writer, a pool (checked on loan) for the readers."""
 
     dialect = "postgresql"
+    # unreachable, shut down, statement timeout (QueryCanceled), disk full: all OperationalError
+    errors = (psycopg.OperationalError, psycopg.InterfaceError)
 
     def __init__(self, url: str, *, timeout: float, pool_size: int = 8) -> None:
-        # unreachable, shut down, statement timeout (QueryCanceled), disk full: all OperationalError
-        self.errors = (psycopg.OperationalError, psycopg.InterfaceError)
         self.url = url
         self._options: dict[str, Any] = {
             "connect_timeout": max(1, round(timeout)),

@@ -26,7 +26,6 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
         self._turns: TextIO | None = None
         super().__init__(timeout=timeout)
-        self.writer.turn = self.turn
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:

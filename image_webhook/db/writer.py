@@ -43,7 +43,7 @@ class GroupCommitWriter(threading.Thread):
         *,
         errors: tuple[type[BaseException], ...],
         timeout: float,
-        turn: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+        turn: Callable[[], contextlib.AbstractContextManager[object]],
     ) -> None:
         super().__init__(name="group-commit", daemon=True)
         self.connect = connect
