@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ from .logs import LOGGER, LazyJson
 
 log = logging.getLogger(LOGGER)
 DUPLICATE = {"success": True, "message": "Job déjà traité"}
+DUPLICATE_BODY = json.dumps(DUPLICATE, ensure_ascii=False)  # as a delivery's stored answer
 
 
 def log_payload(payload: dict[str, Any]) -> None:
@@ -25,8 +27,8 @@ def log_payload(payload: dict[str, Any]) -> None:
         log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary), extra={"event": "payload"})
 
 
-def progress_answer(payload: dict[str, Any], *, late: bool) -> dict[str, Any]:
-    """ℹ️: an intermediate status is acknowledged; `late` when its job is already further on (it changes nothing)."""
+def log_progress(payload: dict[str, Any], *, late: bool) -> None:
+    """ℹ️: an intermediate status; `late` when its job is already further on (it changes nothing)."""
     job_id, status = payload["job_id"], payload["status"]
     if late:
         log.info(
@@ -43,21 +45,33 @@ def progress_answer(payload: dict[str, Any], *, late: bool) -> dict[str, Any]:
             payload.get("progress", "?"),
             extra={"event": "progress"},
         )
-    return {"success": True, "message": f"Statut intermédiaire reçu: {status}", "job_id": job_id, "status": status}
 
 
-def terminal_answer(payload: dict[str, Any]) -> dict[str, Any]:
-    """The answer to a processed completed or failed notification (processing_time_ms is added by the view)."""
-    job_id = payload["job_id"]
-    if payload["status"] == "failed":
-        return {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
-    count = len(payload["data"]["images"])
+def progress_answer(payload: dict[str, Any]) -> dict[str, Any]:
+    """The answer to an intermediate status, late or not."""
+    status = payload["status"]
     return {
         "success": True,
-        "message": f"{count} image(s) générée(s) avec succès",
-        "job_id": job_id,
-        "images_count": count,
+        "message": f"Statut intermédiaire reçu: {status}",
+        "job_id": payload["job_id"],
+        "status": status,
     }
+
+
+def terminal_answer(payload: dict[str, Any], milliseconds: float) -> dict[str, Any]:
+    """The answer to a processed completed or failed notification, with its processing time."""
+    job_id = payload["job_id"]
+    if payload["status"] == "failed":
+        body = {"success": True, "message": "Échec de la génération enregistré", "job_id": job_id}
+    else:
+        count = len(payload["data"]["images"])
+        body = {
+            "success": True,
+            "message": f"{count} image(s) générée(s) avec succès",
+            "job_id": job_id,
+            "images_count": count,
+        }
+    return body | {"processing_time_ms": milliseconds}
 
 
 def log_terminal(payload: dict[str, Any]) -> None:

@@ -39,7 +39,8 @@ DIALECTS = {
 }
 
 # the jobs that started in the period, by the service's clock (created_at is indexed); deliveries by received_at.
-# "Job déjà traité" answers a duplicate job and a replayed signed message (kept as rejected, reason duplicate).
+# "Job déjà traité" answers a duplicate job and a replayed signed message, both kept as duplicate; a replay that
+# its worker's memory caught was kept as rejected, reason duplicate, before 2026-11-25 (retention purges those).
 PROCESSING = """SELECT {job_bucket} AS bucket, processing_time_ms FROM jobs
 WHERE created_at >= :since AND processing_time_ms IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT :sample"""
 OUTCOMES = """SELECT {job_bucket} AS bucket, status, COUNT(*) AS jobs FROM jobs

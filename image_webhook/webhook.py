@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -17,7 +16,7 @@ from .db import jobs
 from .db.deliveries import Delivery, record_later
 from .idempotence import claimed
 from .logs import LOGGER
-from .processing import DUPLICATE
+from .processing import DUPLICATE, DUPLICATE_BODY
 from .validation import INTERMEDIATE_STATUSES, STATUSES, parse_json
 
 bp = Blueprint("webhook", __name__)
@@ -48,6 +47,10 @@ def image_completion() -> Response:
         if not new:
             state.outcome = "duplicate"
             log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id, extra={"event": "replay"})
+            if delivery is not None and hook.db is not None:  # kept as a duplicate, as another worker's database would
+                state.recorded = True
+                delivery.response_body = DUPLICATE_BODY
+                record_later(hook.db, delivery, "duplicate", 200)
             return jsonify(DUPLICATE)
         return handle(raw, hook, state)
 
@@ -68,7 +71,8 @@ def handle(raw: bytes, hook: Service, state: RequestState) -> Response:
         return _record(payload, hook, state)
     if status in INTERMEDIATE_STATUSES:
         state.outcome = "intermediate"
-        return jsonify(processing.progress_answer(payload, late=hook.jobs.seen(job_id)))
+        processing.log_progress(payload, late=hook.jobs.seen(job_id))
+        return jsonify(processing.progress_answer(payload))
     with claimed(hook.jobs, job_id) as new:
         if not new:
             return _duplicate(hook, state, job_id)
@@ -99,6 +103,8 @@ def _record(payload: dict[str, Any], hook: Service, state: RequestState) -> Resp
                 job_id,
                 extra={"event": "failed_after_completed"},
             )
+    elif decision.outcome in ("progress", "stale"):  # logged here, in the request's thread, once committed
+        processing.log_progress(payload, late=decision.outcome == "stale")
     elif decision.outcome == "processed":
         if decision.replaced_failed:
             log.warning(
@@ -113,12 +119,10 @@ def _record(payload: dict[str, Any], hook: Service, state: RequestState) -> Resp
 
 def _answer(decision: jobs.Decision, payload: dict[str, Any], state: RequestState) -> dict[str, Any]:
     if decision.outcome == "duplicate":
-        return dict(DUPLICATE)
+        return DUPLICATE
     if decision.outcome in ("progress", "stale"):
-        return processing.progress_answer(payload, late=decision.outcome == "stale")
-    body = processing.terminal_answer(payload)
-    body["processing_time_ms"] = state.elapsed_ms()
-    return body
+        return processing.progress_answer(payload)
+    return processing.terminal_answer(payload, state.elapsed_ms())
 
 
 def _duplicate(hook: Service, state: RequestState, job_id: str) -> Response:
@@ -126,7 +130,7 @@ def _duplicate(hook: Service, state: RequestState, job_id: str) -> Response:
     log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
     if hook.db is not None and state.delivery is not None:
         state.recorded = True
-        state.delivery.response_body = json.dumps(DUPLICATE, ensure_ascii=False)
+        state.delivery.response_body = DUPLICATE_BODY
         jobs.count_duplicate(hook.db, state.delivery)
     return jsonify(DUPLICATE)
 
@@ -134,8 +138,7 @@ def _duplicate(hook: Service, state: RequestState, job_id: str) -> Response:
 def _processed(payload: dict[str, Any], hook: Service, state: RequestState) -> dict[str, Any]:
     """Close a processed notification of the stateless mode: its time in the answer, metrics, ⏱️."""
     state.outcome = "processed"
-    body = processing.terminal_answer(payload)
-    body["processing_time_ms"] = state.elapsed_ms()
+    body = processing.terminal_answer(payload, state.elapsed_ms())
     _finish(payload, body, hook)
     return body
 

@@ -11,6 +11,7 @@ import pytest
 from image_webhook.context import EXTENSION
 from image_webhook.db import deliveries, jobs
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
+from tests.servers import eventually
 
 pytestmark = pytest.mark.database
 
@@ -216,3 +217,34 @@ def test_a_signed_message_replayed_to_another_worker_is_a_duplicate(make_app):
     assert second.post(URL, data=body, headers=headers).get_json() == DUPLICATE
     other = signed_headers(body, message_id="msg_another")
     assert second.post(URL, data=body, headers=other).get_json()["status"] == "generating"
+
+
+def test_a_replay_caught_by_its_worker_is_kept_as_a_duplicate(make_app):
+    """A signed message replayed to the worker that handled it is kept like one another worker's database
+    catches: outcome duplicate, answered 200 "Job déjà traité"; the job is processed once."""
+    from tests.test_signatures import KEY_A, signed_headers
+
+    app = make_app(APP_ENV="production", WEBHOOK_SIGNING_SECRET=KEY_A)
+    client, db = app.test_client(), app.extensions[EXTENSION].db
+    job_id, message_id = f"replayed-{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
+    body = json.dumps(payload(COMPLETED, job_id)).encode()
+    for _ in range(2):
+        headers = {**signed_headers(body, message_id=message_id), "Content-Type": "application/json"}
+        assert client.post(URL, data=body, headers=headers).status_code == 200
+
+    def kept():
+        return db.read(
+            lambda connection: [
+                (row["outcome"], row["reason"], row["response_status"])
+                for row in connection.execute(
+                    db.sql(
+                        "SELECT outcome, reason, response_status FROM deliveries WHERE message_id = :id ORDER BY id"
+                    ),
+                    {"id": message_id},
+                ).fetchall()
+            ]
+        )
+
+    assert eventually(lambda: len(kept()), 2) == 2  # the replay's row is written in the next group commit
+    assert kept() == [("processed", None, 200), ("duplicate", None, 200)]
+    assert jobs.find(db, job_id)["deliveries"] == 1

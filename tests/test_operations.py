@@ -11,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from image_webhook.context import EXTENSION
-from tests.payloads import COMPLETED, FAILED, SECRET, URL, payload
+from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 from tests.servers import DEFAULT_WORKERS, GunicornServer
 
 AUTH = {"X-Webhook-Secret": SECRET}
@@ -136,6 +136,17 @@ class TestRequestId:
         mine = [r for r in logs.records if getattr(r, "request_id", None) == "req-42.a:b"]
         assert len(mine) == 5  # 🎨 📦 ✅ 💾 ⏱️
         assert all(r.request_id == "req-42.a:b" for r in logs.records if r.getMessage().startswith(("📦", "⏱️")))
+
+    @pytest.mark.parametrize("status", ["generating", "pending"])
+    def test_progress_lines_carry_their_request(self, client, logs, status):
+        """The ℹ️ line of an intermediate status, on time or late (after its job completed), carries its request
+        id and job id in every mode, a database's included (it decides in the writer's thread)."""
+        if status == "pending":
+            client.post(URL, json=payload(COMPLETED, "req-progress"))
+        client.post(URL, json=payload(PROGRESS, "req-progress", status=status), headers={"X-Request-ID": "req-p"})
+        lines = [r for r in logs.records if r.getMessage().startswith("ℹ️ [Image Webhook] Statut intermédiaire")]
+        assert [(r.request_id, r.job_id) for r in lines] == [("req-p", "req-progress")]
+        assert ("après la fin du job" in lines[0].getMessage()) is (status == "pending")
 
     @pytest.mark.parametrize("incoming", [None, "", "x" * 129, "bad id", "a;b", "é"])
     def test_missing_or_unsafe_id_is_replaced(self, client, incoming):
