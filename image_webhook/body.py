@@ -38,8 +38,6 @@ class MalformedBody(BadRequest):
 class UnsupportedEncoding(UnsupportedMediaType):
     """415 for a Content-Encoding other than identity or gzip; Accept-Encoding names those accepted (RFC 9110)."""
 
-    outcome = "unsupported_media_type"
-
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("Accept-Encoding", "gzip")]
 

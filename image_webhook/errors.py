@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from .context import current_request
 from .logs import LOGGER, LazyJson
+from .server_errors import ONLY_CHUNKED
 
 log = logging.getLogger(LOGGER)
 
@@ -20,7 +21,7 @@ MESSAGES = {
     408: "Corps de requête incomplet ou trop lent à arriver",
     413: "Corps de requête trop volumineux",
     415: "Le Content-Type doit être application/json (UTF-8), le Content-Encoding absent, identity ou gzip",
-    501: "Transfer-Encoding non pris en charge : seul chunked est accepté",
+    501: ONLY_CHUNKED,
 }
 # the metrics' outcome of each rejection by status code (InvalidPayload carries its own)
 OUTCOME_BY_CODE = {

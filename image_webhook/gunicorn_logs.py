@@ -23,6 +23,7 @@ class GunicornTextLogger(glogging.Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
+        self.names_headers = "{" in cfg.access_log_format  # a {name}i, {name}o or {name}e atom
         for handler in self.error_log.handlers + self.access_log.handlers:
             handler.setFormatter(self.line_formatter(handler.formatter or logging.Formatter()))
         for handler in self.access_log.handlers:
@@ -38,7 +39,7 @@ class GunicornTextLogger(glogging.Logger):
     def atoms(self, resp, req, environ, request_time):
         """gunicorn's atoms, without the `{name}i`, `{name}o` and `{name}e` ones unless the format names one:
         those copy every request header and environ variable, per request (BENCHMARKS.md)."""
-        if "{" in self.cfg.access_log_format:
+        if self.names_headers:
             return super().atoms(resp, req, environ, request_time)
         return super().atoms(resp, (), Lookups(environ), request_time)
 
@@ -68,22 +69,22 @@ class GunicornJsonLogger(GunicornTextLogger):
         return JsonFormatter()
 
     def access(self, resp, req, environ, request_time):
-        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
+        if not self.access_log_enabled:
             return
-        atoms = self.atoms(resp, req, environ, request_time)
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
         self.access_log.info(
             "%s %s %s",
-            atoms["m"],
-            atoms["U"],
-            atoms["s"],
+            method,
+            path,
+            resp.status_code,
             extra={
                 "event": "access",
                 "status": None,
-                "method": atoms["m"],
-                "path": atoms["U"],
+                "method": method,
+                "path": path,
                 "http_status": resp.status_code,
-                "request_id": dict(resp.headers).get("X-Request-ID"),
+                "request_id": next((value for name, value in resp.headers if name == "X-Request-ID"), None),
                 "processing_time_ms": round(request_time.total_seconds() * 1000, 3),
-                "remote": atoms["h"],
+                "remote": environ.get("REMOTE_ADDR", "-"),
             },
         )

@@ -12,6 +12,8 @@ from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.http.wsgi import Response, default_environ
 
+ONLY_CHUNKED = "Transfer-Encoding non pris en charge : seul chunked est accepté"  # gunicorn's 501 and body.py's
+
 
 class HeadTimeout(errors.ParseException):
     """The request head was not complete within the header timeout."""
@@ -32,7 +34,11 @@ ERRORS: dict[type[BaseException], tuple[int, str, str] | None] = {
     errors.ExpectationFailed: (417, "Expectation Failed", "Valeur de l'en-tête Expect non prise en charge"),
     errors.ForbiddenProxyRequest: (403, "Forbidden", "Requête refusée"),
     SSLError: (403, "Forbidden", "Requête refusée"),
-    errors.UnsupportedTransferCoding: (501, "Not Implemented", "Transfer-Encoding non pris en charge"),
+    errors.UnsupportedTransferCoding: (
+        501,
+        "Not Implemented",
+        "Transfer-Encoding non pris en charge : seul chunked est accepté",
+    ),
     errors.ConfigurationProblem: (500, "Internal Server Error", "Erreur de configuration du serveur"),
     errors.ParseException: (400, "Bad Request", "Requête HTTP mal formée"),
 }
