@@ -26,10 +26,11 @@ run: $(INSTALLED) ## the real gunicorn on http://127.0.0.1:3000, development mod
 test: $(INSTALLED) ## the whole suite; real servers from apt: redis-server postgresql chromium chromium-driver
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED) ## ruff (lint and format check) and mypy on the package
+lint: $(INSTALLED) ## ruff (lint and format check), mypy, and the layers' import contract (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 migrate: $(INSTALLED) ## apply pending database migrations (DATABASE_URL; by default the SQLite file in instance/)
 	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app app db upgrade

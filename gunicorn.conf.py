@@ -3,8 +3,9 @@
 import os
 import sys
 
-from image_webhook.config import ConfigError, load_settings
-from image_webhook.worker import with_header_timeout
+from image_webhook.domain.settings import ConfigError, load_settings
+from image_webhook.server import internals
+from image_webhook.server.worker import with_header_timeout
 
 # Fail in the master, once, with a message naming the variable: a worker that cannot boot
 # would otherwise be respawned, or stop gunicorn with a traceback.
@@ -12,6 +13,10 @@ try:
     settings = load_settings()
 except ConfigError as exc:
     sys.exit(f"Configuration invalide: {exc}")
+# The worker and the loggers below build on gunicorn internals: a gunicorn that lacks one must not start
+# half-working (docs/operations.md says what an upgrade checks).
+if gone := internals.missing():
+    sys.exit(f"gunicorn {__import__('gunicorn').__version__} n'a plus ce dont le worker a besoin: {', '.join(gone)}")
 
 # The application: app.py, next to this file, wherever gunicorn is started from.
 pythonpath = os.path.dirname(os.path.abspath(__file__))
@@ -22,14 +27,14 @@ preload_app = False
 
 # Server socket: the spec's backend posts to port 3000. Development listens on loopback only;
 # production on every interface, behind the HTTPS proxy the spec requires. --bind still overrides.
-_host = "127.0.0.1" if settings["APP_ENV"] == "development" else "0.0.0.0"
-bind = [f"{_host}:{settings['PORT']}"]
+_host = "0.0.0.0" if settings.production else "127.0.0.1"
+bind = [f"{_host}:{settings.port}"]
 
 # Worker processes follow what decides "exactly once". A database (the default) or Redis decide for
 # every worker and machine: 2 x cores + 1 workers by default. Without either (DATABASE_URL empty, the
 # memory store) the decision is a dict inside the process: ONE worker (config.py refuses more).
 # WEB_CONCURRENCY overrides.
-workers = settings["WEB_CONCURRENCY"]
+workers = settings.web_concurrency
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # several processes: prometheus-client adds their metrics up from files in this directory
     import tempfile
@@ -39,7 +44,7 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # that reads each request's head in its event loop: a silent or slow client costs a connection, not a
 # thread, and is answered 408 after HEADER_TIMEOUT. The same worker answers gunicorn's own errors in
 # JSON. A body has BODY_TIMEOUT (the app cuts a slow one off).
-worker_class = with_header_timeout(settings["HEADER_TIMEOUT"])
+worker_class = with_header_timeout(settings.header_timeout)
 threads = 4
 
 # Timeouts: the backend gives up after 30 s, so nothing here may take longer. `timeout` is the
@@ -57,7 +62,7 @@ errorlog = "-"
 accesslog = "-"
 loglevel = "info"
 # gunicorn's own lines one record per line, like the service's (its tracebacks, a User-Agent's line breaks)
-logger_class = f"image_webhook.gunicorn_logs.Gunicorn{'Json' if settings['LOG_FORMAT'] == 'json' else 'Text'}Logger"
+logger_class = f"image_webhook.server.loggers.Gunicorn{'Json' if settings.log_format == 'json' else 'Text'}Logger"
 
 # No control socket (gunicornc): nothing uses it, and every instance on a machine would share
 # its default path (~/.gunicorn/gunicorn.ctl).
@@ -66,14 +71,14 @@ control_socket_disable = True
 
 def on_starting(server):
     """In the master, once, before any worker forks: bring the database's schema up to date."""
-    if not settings["DATABASE_URL"]:
+    if not settings.database_url:
         return
-    from image_webhook.db import migrate
+    from image_webhook.storage.database import migrate
 
     try:
-        if settings["DB_MIGRATE_ON_START"]:
-            migrate.upgrade(settings["DATABASE_URL"])
-        elif pending := migrate.pending(settings["DATABASE_URL"]):
+        if settings.db_migrate_on_start:
+            migrate.upgrade(settings.database_url)
+        elif pending := migrate.pending(settings.database_url):
             sys.exit(migrate.NOT_MIGRATED.format(", ".join(pending)))
     except Exception as exc:  # any failure stops the start, named, without a traceback
         sys.exit(migrate.CANNOT_MIGRATE.format(type(exc).__name__))

@@ -24,8 +24,8 @@ from pathlib import Path
 import requests
 
 from bench import harness
-from image_webhook.db import jobs, migrate
-from image_webhook.db.postgres import PostgresDatabase
+from image_webhook.storage.database import jobs, migrate
+from image_webhook.storage.database.postgres import PostgresDatabase
 from tests.payloads import COMPLETED, URL, payload
 from tests.servers import ROOT, GunicornServer, PostgresServer
 

@@ -11,7 +11,7 @@ _local = threading.local()
 
 def connection() -> sqlite3.Connection:
     """This thread's connection, opened on its first request (in the worker, after the fork): WAL,
-    synchronous=FULL, a busy timeout, foreign keys on, rows by column name, as image_webhook.db.sqlite."""
+    synchronous=FULL, a busy timeout, foreign keys on, rows by column name, as image_webhook.storage.database.sqlite."""
     db = getattr(_local, "db", None)
     if db is None:
         db = _local.db = sqlite3.connect(PATH, timeout=TIMEOUT, isolation_level=None)

@@ -150,7 +150,7 @@ def start_servers(names, scratch):
                 backends.append(RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start())
                 env = {**env, "REDIS_URL": backends[-1].url}
             if name == "default, MAX_BATCH=1":
-                config = harness.variant_config(scratch, **{"image_webhook.db.writer": {"MAX_BATCH": 1}})
+                config = harness.variant_config(scratch, **{"image_webhook.storage.database.writer": {"MAX_BATCH": 1}})
             made[name] = harness.server(app, env, args, config)
         harness.start_all(made.values())
     except BaseException:

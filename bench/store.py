@@ -6,7 +6,7 @@ import time
 import tracemalloc
 from typing import ClassVar
 
-from image_webhook.idempotence.memory import MemoryStore
+from image_webhook.storage.idempotence.memory import MemoryStore
 
 
 class Clock:

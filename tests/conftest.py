@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from image_webhook import create_app, logs
-from image_webhook.context import EXTENSION
-from image_webhook.db import migrate
+from image_webhook import create_app
+from image_webhook.observability import logs
+from image_webhook.service import EXTENSION
+from image_webhook.storage.database import migrate
 from tests.payloads import SECRET, FakeClock
 from tests.servers import PostgresServer, RedisServer, require
 

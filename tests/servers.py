@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from image_webhook.config import SETTINGS
+from image_webhook.domain.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 # variables of the service that must not leak from the developer's shell into a test server

@@ -9,8 +9,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from image_webhook.context import EXTENSION
-from image_webhook.validation import load_schemas
+from image_webhook.intake.validation import load_schemas
+from image_webhook.service import EXTENSION
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 
 pytestmark = pytest.mark.database

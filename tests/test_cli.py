@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from flask.cli import FlaskGroup
 
-from image_webhook import cli, create_app
-from image_webhook.context import EXTENSION
-from image_webhook.db import jobs
+from image_webhook import create_app
+from image_webhook.service import EXTENSION
+from image_webhook.storage.database import jobs
+from image_webhook.surfaces import commands
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import ROOT, SERVICE_VARIABLES
 
@@ -181,7 +182,7 @@ def test_a_command_stops_the_service(make_app):
     app = make_app()
     hook = app.extensions[EXTENSION]
     assert app.test_cli_runner().invoke(args=["jobs", "list"]).exit_code == 0
-    assert not hook.db.writer.is_alive() and not hook.cleanup.is_alive() and not hook.deadlines.is_alive()
+    assert not hook.db.writer.is_alive() and not hook.maintenance.is_alive() and not hook.deadlines.is_alive()
 
 
 @pytest.mark.stateless
@@ -199,9 +200,10 @@ def test_every_command_needs_a_database(run, command):
 
 
 def test_a_configuration_error_is_one_line_not_a_traceback(monkeypatch):
-    """cli.create_app, the factory Flask's CLI calls, turns a configuration error into one line and exit 1."""
+    """create_app wrapped for Flask's CLI turns a configuration error into one line and exit 1."""
     monkeypatch.delenv("FLASK_RUN_FROM_CLI", raising=False)  # FlaskGroup sets it; gone after the test
-    group = FlaskGroup(create_app=lambda: cli.create_app({"APP_ENV": "production"}, environ={}), load_dotenv=False)
+    factory = commands.one_line_errors(create_app)
+    group = FlaskGroup(create_app=lambda: factory({"APP_ENV": "production"}, environ={}), load_dotenv=False)
     result = CliRunner().invoke(group, ["jobs", "list"])
     assert result.exit_code == 1
     assert result.stderr == (

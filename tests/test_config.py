@@ -5,16 +5,16 @@ import logging
 import pytest
 
 from image_webhook import create_app
-from image_webhook.config import ConfigError, load_settings, read_environment
+from image_webhook.domain.settings import ConfigError, load_settings, read_environment
 
 
 def test_defaults():
     """Without configuration (but a secret) the service uses the documented defaults."""
     settings = load_settings(environ={"WEBHOOK_SECRET": "s" * 32})
-    assert settings["APP_ENV"] == "production"
-    assert settings["IDEMPOTENCE_WINDOW"] == 300 and settings["CLEANUP_INTERVAL"] == 300
-    assert settings["IDEMPOTENCE_MAX_ENTRIES"] == 100_000
-    assert settings["MAX_CONTENT_LENGTH"] == 1024 * 1024 and settings["PORT"] == 3000
+    assert settings.app_env == "production"
+    assert settings.idempotence_window == 300 and settings.cleanup_interval == 300
+    assert settings.idempotence_max_entries == 100_000
+    assert settings.max_content_length == 1024 * 1024 and settings.port == 3000
 
 
 def test_production_without_secret_refuses_to_start():
@@ -33,7 +33,7 @@ def test_production_without_secret_refuses_to_start():
 )
 def test_app_env_falls_back_to_node_env(environ, winner):
     """APP_ENV wins; without it the spec's NODE_ENV decides."""
-    assert load_settings(environ=environ)["APP_ENV"] == winner
+    assert load_settings(environ=environ).app_env == winner
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_invalid_value_names_the_variable(variable, value):
 def test_mapping_wins_over_environment():
     """The caller's mapping (tests) wins over the environment."""
     settings = load_settings({"IDEMPOTENCE_WINDOW": 7}, environ={"APP_ENV": "development", "IDEMPOTENCE_WINDOW": "9"})
-    assert settings["IDEMPOTENCE_WINDOW"] == 7
+    assert settings.idempotence_window == 7
 
 
 def test_dotenv_is_read_and_the_real_environment_wins(tmp_path, monkeypatch):
@@ -72,7 +72,7 @@ def test_dotenv_is_read_and_the_real_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("PORT", "5000")
     environ = read_environment(env_file)
     settings = load_settings(environ=environ)
-    assert (settings["APP_ENV"], settings["IDEMPOTENCE_WINDOW"], settings["PORT"]) == ("development", 42, 5000)
+    assert (settings.app_env, settings.idempotence_window, settings.port) == ("development", 42, 5000)
 
 
 def test_short_secret_is_a_warning_that_does_not_reveal_it(make_app, caplog):

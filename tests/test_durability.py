@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import requests
 
-from image_webhook.db import deliveries, jobs, migrate, open_database
+from image_webhook.storage.database import deliveries, jobs, migrate, open_database
 from tests.payloads import COMPLETED, URL, payload
 from tests.servers import DEFAULT_WORKERS, GunicornServer, PostgresServer, require, run_to_exit
 

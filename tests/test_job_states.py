@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from image_webhook.context import EXTENSION
-from image_webhook.db import deliveries, jobs
+from image_webhook.service import EXTENSION
+from image_webhook.storage.database import deliveries, jobs
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import eventually
 

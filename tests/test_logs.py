@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from image_webhook.logs import JsonFormatter, LineBuffer, RequestContext, TextFormatter, formatter, logger
+from image_webhook.observability.logs import JsonFormatter, LineBuffer, RequestContext, TextFormatter, formatter, logger
 from tests import failing_app
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import GunicornServer, eventually

@@ -9,8 +9,8 @@ from openapi_spec_validator.readers import read_from_filename
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from image_webhook.openapi import DOCUMENT, bundled_document
-from image_webhook.validation import SCHEMA_BY_STATUS, SCHEMA_DIR, PayloadValidator
+from image_webhook.intake.openapi import DOCUMENT, bundled_document
+from image_webhook.intake.validation import SCHEMA_BY_STATUS, SCHEMA_DIR, PayloadValidator
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 
 OPERATION = ("paths", "/api/webhooks/image-completion", "post")

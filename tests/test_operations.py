@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from image_webhook.context import EXTENSION
+from image_webhook.service import EXTENSION
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 from tests.servers import DEFAULT_WORKERS, GunicornServer
 
@@ -45,7 +45,7 @@ class TestHealth:
     @pytest.mark.memory_only
     def test_not_ready_when_the_cleanup_thread_is_gone(self, app):
         """GET /readyz is 503 with a reason once the cleanup thread stopped, and reveals no configuration."""
-        app.extensions[EXTENSION].cleanup.stop()
+        app.extensions[EXTENSION].maintenance.stop()
         response = app.test_client().get("/readyz")
         assert response.status_code == 503
         body = response.get_json()

@@ -13,8 +13,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
-from image_webhook.context import EXTENSION
-from image_webhook.pages import HEADERS
+from image_webhook.service import EXTENSION
+from image_webhook.surfaces.pages import HEADERS
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 from tests.servers import GunicornServer, eventually
 from tests.test_signatures import KEY_A, signed_headers

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from image_webhook.idempotence import Claim
-from image_webhook.idempotence.memory import MemoryStore
-from image_webhook.openapi import bundled_document
-from image_webhook.validation import SCHEMA_BY_STATUS, PayloadValidator, load_schemas
+from image_webhook.intake.openapi import bundled_document
+from image_webhook.intake.validation import SCHEMA_BY_STATUS, PayloadValidator, load_schemas
+from image_webhook.storage.idempotence import Claim
+from image_webhook.storage.idempotence.memory import MemoryStore
 from tests.payloads import URL, FakeClock
 
 SCHEMAS = load_schemas()

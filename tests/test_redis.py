@@ -13,7 +13,8 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from image_webhook.idempotence.redis import RedisStore, StoreUnavailable
+from image_webhook.storage.errors import StoreUnavailable
+from image_webhook.storage.idempotence.redis import RedisStore
 from tests.payloads import COMPLETED, payload
 from tests.servers import GunicornServer, RedisServer, eventually, require, run_to_exit
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from image_webhook.context import EXTENSION
-from image_webhook.db import deliveries, jobs, retention
+from image_webhook.service import EXTENSION
+from image_webhook.storage.database import deliveries, jobs, retention
 
 pytestmark = pytest.mark.database
 OLD = "2020-01-01T00:00:00.000000+00:00"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from image_webhook.config import ConfigError, load_settings
+from image_webhook.domain.settings import ConfigError, load_settings
 from tests.payloads import COMPLETED, PROGRESS, SECRET, URL, payload
 from tests.test_logs import logged, written
 
@@ -192,7 +192,7 @@ class TestSvixNames:
 def test_bare_base64_signing_secret_is_accepted(make_app):
     """WEBHOOK_SIGNING_SECRET given as bare base64 (no whsec_) is the same secret: its signatures verify."""
     settings = load_settings(environ={"APP_ENV": "production", "WEBHOOK_SIGNING_SECRET": BARE_KEY_A})
-    assert settings["WEBHOOK_SIGNING_SECRET"] == (BARE_KEY_A,) and settings["WEBHOOK_AUTH"] == "signature"
+    assert settings.webhook_signing_secret == (BARE_KEY_A,) and settings.webhook_auth == "signature"
     client = make_app(APP_ENV="production", WEBHOOK_SIGNING_SECRET=BARE_KEY_A).test_client()
     for key, job in ((KEY_A, "bare-1"), (BARE_KEY_A, "bare-2")):
         body = raw(payload(COMPLETED, job))
@@ -391,17 +391,16 @@ def test_production_refuses_configurations_that_do_not_authenticate(environ, var
 
 def test_signing_secret_makes_signatures_the_default():
     """Without WEBHOOK_AUTH, the mode is 'signature' once a signing secret is set, 'secret' before."""
-    assert load_settings(environ={"APP_ENV": "development"})["WEBHOOK_AUTH"] == "secret"
+    assert load_settings(environ={"APP_ENV": "development"}).webhook_auth == "secret"
     assert (
-        load_settings(environ={"APP_ENV": "development", "WEBHOOK_SIGNING_SECRET": KEY_A})["WEBHOOK_AUTH"]
-        == "signature"
+        load_settings(environ={"APP_ENV": "development", "WEBHOOK_SIGNING_SECRET": KEY_A}).webhook_auth == "signature"
     )
 
 
 def test_example_secret_is_allowed_in_development():
     """The spec's example secret keeps working in development, where it protects nothing anyway."""
     settings = load_settings(environ={"APP_ENV": "development", "WEBHOOK_SECRET": "sorami-webhook-secret-key-2025"})
-    assert settings["WEBHOOK_SECRET"] == ("sorami-webhook-secret-key-2025",)
+    assert settings.webhook_secret == ("sorami-webhook-secret-key-2025",)
 
 
 def test_signing_secret_and_signatures_never_logged(signed_client, logs):

@@ -1,4 +1,4 @@
-"""The real gunicorn with image_webhook.worker: slow or silent clients hold no thread, gunicorn's own errors are JSON.
+"""The real gunicorn with the head-reading worker: slow or silent clients hold no thread, its errors are JSON.
 
 Self-contained (no conftest): a tiny Flask app and a gunicorn config are written to a temporary directory.
 Raw sockets throughout, so that requests reach gunicorn exactly as written.
@@ -40,7 +40,7 @@ def first_bytes():
 """
 
 CONFIG = """
-from image_webhook.worker import with_header_timeout
+from image_webhook.server.worker import with_header_timeout
 
 worker_class = with_header_timeout({header_timeout})
 workers = 1

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from image_webhook.idempotence.memory import CleanupThread, MemoryStore
+from image_webhook.service.maintenance import MaintenanceThread
+from image_webhook.storage.idempotence.memory import MemoryStore
 
 
 @pytest.fixture
@@ -140,7 +141,7 @@ def test_cleanup_thread_removes_expired_entries_and_stops(clock):
     store = MemoryStore(window=10, max_entries=100, clock=clock)
     store.claim("a")
     clock.advance(10)
-    thread = CleanupThread([store], interval=0.01)
+    thread = MaintenanceThread([store], interval=0.01)
     thread.start()
     deadline = time.monotonic() + 5
     while len(store) and time.monotonic() < deadline:
@@ -163,7 +164,7 @@ def test_failing_cleanup_is_logged_and_the_thread_keeps_running(caplog):
         def __len__(self):
             return 0
 
-    thread = CleanupThread([FlakyStore()], interval=0.01)
+    thread = MaintenanceThread([FlakyStore()], interval=0.01)
     thread.start()
     deadline = time.monotonic() + 5
     while len(runs) < 3 and time.monotonic() < deadline:

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from image_webhook.validation import MAX_DETAILS, SCHEMA_DIR, load_schemas
-from image_webhook.wording import WORDED
+from image_webhook.intake.schema_messages import WORDED
+from image_webhook.intake.validation import MAX_DETAILS, SCHEMA_DIR, load_schemas
 from tests.payloads import COMPLETED, FAILED, PROGRESS, URL, payload
 from tests.servers import GunicornServer
 

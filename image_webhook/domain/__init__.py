@@ -1,0 +1,1 @@
+"""Domain values: statuses, outcomes, notifications, deliveries and the settings; they import nothing above."""

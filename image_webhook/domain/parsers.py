@@ -1,0 +1,92 @@
+"""How each setting's text is read: a parser per kind of value, raising ConfigError naming the variable."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Parser = Callable[[str, Any], Any]
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+
+
+class ConfigError(ValueError):
+    """A configuration value that the service refuses to start with; the message names the variable."""
+
+
+def choice(options: Sequence[str]) -> Parser:
+    """A parser accepting one of `options`, whatever its case and surrounding spaces."""
+
+    def parse(name: str, value: Any) -> str:
+        text = str(value).strip()
+        match = next((option for option in options if option.lower() == text.lower()), None)
+        if match is None:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, not {text!r}")
+        return match
+
+    return parse
+
+
+def number(minimum: float, *, integer: bool) -> Parser:
+    def parse(name: str, value: Any) -> float:
+        try:
+            parsed = int(value) if integer else float(value)
+        except (TypeError, ValueError):
+            kind = "an integer" if integer else "a number"
+            raise ConfigError(f"{name} must be {kind}, not {value!r}") from None
+        if parsed < minimum or parsed != parsed:
+            raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
+        return parsed
+
+    return parse
+
+
+def text(name: str, value: Any) -> str | None:
+    return str(value).strip() or None
+
+
+def flag(name: str, value: Any) -> bool:
+    word = str(value).strip().lower()
+    if word not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), not {value!r}")
+    return word in ("1", "true", "yes", "on")
+
+
+def database_url(name: str, value: Any) -> str:
+    url = str(value).strip()
+    if url and not url.startswith(DATABASE_SCHEMES):
+        raise ConfigError(f"{name} must start with sqlite:/// or postgresql://, or be empty (no database)")
+    return url
+
+
+def secrets(name: str, value: Any) -> tuple[str, ...]:
+    """Several values separated by spaces or commas (rotation): any of them is accepted."""
+    values = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return tuple(values)
+
+
+def users(name: str, value: Any) -> dict[str, str]:
+    """`user:hash` pairs separated by spaces or commas, each hash as werkzeug's generate_password_hash makes it."""
+    if isinstance(value, dict):
+        return value
+    pairs = {}
+    for pair in secrets(name, value):
+        user, _, hashed = pair.partition(":")
+        if not user or not hashed.startswith(("scrypt:", "pbkdf2:")):
+            raise ConfigError(f"{name} takes user:hash pairs (werkzeug.security.generate_password_hash); one is not")
+        pairs[user] = hashed
+    return pairs
+
+
+def signing_secrets(name: str, value: Any) -> tuple[str, ...]:
+    values = secrets(name, value)
+    for secret in values:
+        key = secret.removeprefix("whsec_")
+        try:
+            decoded = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{name} must be base64 (whsec_...); one of its values is not") from None
+        if len(decoded) < 24:
+            raise ConfigError(f"{name} must decode to at least 24 bytes; one of its values has {len(decoded)}")
+    return values

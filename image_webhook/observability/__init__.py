@@ -1,0 +1,1 @@
+"""Observability: the request's context, the log lines and the metrics."""

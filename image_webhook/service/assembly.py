@@ -1,0 +1,116 @@
+"""Building the Service from the Settings: one implementation per mode, chosen here and nowhere else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..domain.settings import Settings
+from ..intake.auth import Authenticator, BasicUsers, BearerTokens
+from ..intake.body import BodyDeadlines
+from ..intake.openapi import bundled_document
+from ..intake.validation import PayloadValidator
+from ..observability.metrics import Metrics
+from ..recording import Recorder
+from ..recording.database import DatabaseRecorder
+from ..recording.handler import JobHandler, bounded, ignore_job
+from ..recording.window import WindowRecorder
+from ..storage.database import Database, open_database, retention
+from ..storage.idempotence import IdempotenceStore
+from ..storage.idempotence.memory import MemoryStore
+from ..storage.idempotence.redis import RedisStore
+from . import Service
+from .maintenance import MaintenanceThread
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    job_handler: JobHandler | None = None,
+) -> Service:
+    """The service's components; nothing is started (Service.start, in the worker)."""
+    metrics = Metrics()
+    jobs, messages = _stores(settings, metrics, clock)
+    db = None
+    if settings.database_url:
+        db = open_database(
+            settings.database_url,
+            timeout=settings.db_timeout,
+            on_commit=metrics.committed,
+            on_error=metrics.database_errors.inc,
+        )
+    handler = job_handler or ignore_job
+    validator = PayloadValidator()
+    recorder: Recorder
+    if db is None:  # the specification's window decides alone
+        recorder = WindowRecorder(jobs, metrics, handler)
+    else:  # the database decides; the window is its cache; the handler runs inside its transaction, bounded
+        recorder = DatabaseRecorder(db, jobs, metrics, bounded(handler, settings.db_timeout))
+    return Service(
+        settings=settings,
+        auth=Authenticator(
+            mode=settings.webhook_auth,
+            secrets=settings.webhook_secret,
+            signing_secrets=settings.webhook_signing_secret,
+            required=settings.production,
+        ),
+        readers=BearerTokens(settings.jobs_api_tokens, required=settings.production),
+        page_users=BasicUsers(settings.dashboard_users, required=settings.production),
+        validator=validator,
+        recorder=recorder,
+        messages=messages,
+        deadlines=BodyDeadlines(settings.body_timeout),
+        metrics=metrics,
+        openapi=bundled_document(schemas=validator.schemas),
+        db=db,
+        maintenance=_maintenance(settings, metrics, (jobs, messages), db),
+    )
+
+
+def _stores(
+    settings: Settings, metrics: Metrics, clock: Callable[[], float]
+) -> tuple[IdempotenceStore, IdempotenceStore]:
+    """The job and message windows IDEMPOTENCE_BACKEND names (Redis namespaces them `job:` and `message:`)."""
+    if settings.idempotence_backend == "redis":
+        assert settings.redis_url is not None  # load_settings gives Redis its default URL
+        made = [
+            RedisStore(
+                url=settings.redis_url,
+                prefix=settings.idempotence_key_prefix + namespace,
+                window=settings.idempotence_window,
+                timeout=settings.redis_timeout,
+            )
+            for namespace in ("job:", "message:")
+        ]
+        return made[0], made[1]
+    jobs, messages = (
+        MemoryStore(
+            window=settings.idempotence_window,
+            max_entries=settings.idempotence_max_entries,
+            on_evict=metrics.evictions.inc,
+            clock=clock,
+        )
+        for _ in range(2)
+    )
+    metrics.count_entries(lambda: len(jobs) + len(messages))
+    return jobs, messages
+
+
+def _maintenance(
+    settings: Settings, metrics: Metrics, stores: tuple[IdempotenceStore, ...], db: Database | None
+) -> MaintenanceThread | None:
+    """The thread that expires the memory windows and purges old records, when there is anything to do."""
+    memory = [store for store in stores if isinstance(store, MemoryStore)]
+    chores = []
+    if db is not None:
+        delivery_days, job_days = settings.delivery_retention_days, settings.job_retention_days
+        chores.append(lambda: retention.purge(db, delivery_days=delivery_days, job_days=job_days))
+    if not memory and not chores:
+        return None
+    return MaintenanceThread(
+        memory,
+        settings.cleanup_interval,
+        chores=chores,
+        on_run=lambda removed: metrics.cleanup_ran(removed, time.time()),
+    )

@@ -1,0 +1,1 @@
+"""Storage: the database, the idempotence stores and the image files, each raising its own errors."""

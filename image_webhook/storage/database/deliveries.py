@@ -1,0 +1,83 @@
+"""The `deliveries` table: every authenticated delivery as it arrived, and what the service answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...domain.notifications import Delivery
+from . import Database, stored_time
+
+COLUMNS = (
+    "id",
+    "job_id",
+    "status",
+    "received_at",
+    "message_id",
+    "client_address",
+    "outcome",
+    "reason",
+    "response_status",
+    "response_body",
+)
+
+
+def insert(
+    db: Database,
+    connection: Any,
+    delivery: Delivery,
+    *,
+    outcome: str,
+    status: int,
+    answer: str | None,
+    reason: str | None = None,
+) -> None:
+    """Keep `delivery` with what was done with it (`outcome`, `reason`) and the answer it got."""
+    connection.execute(
+        db.sql(INSERT),
+        {
+            "job_id": delivery.job_id,
+            "status": delivery.status,
+            "received_at": delivery.received_at,
+            "raw_body": delivery.raw,
+            "message_id": delivery.message_id,
+            "client_address": delivery.client_address,
+            "outcome": outcome,
+            "reason": reason,
+            "response_status": status,
+            "response_body": answer,
+        },
+    )
+
+
+def insert_later(db: Database, delivery: Delivery, **answered: Any) -> None:
+    """A delivery that changed no job (a duplicate, a refusal), written in the next group commit unawaited."""
+    db.write_later(lambda connection: insert(db, connection, delivery, **answered))
+
+
+def for_job(db: Database, job_id: str, *, include_body: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    """The deliveries of a job, newest first; the raw bodies only when asked."""
+    sql = db.sql(FOR_JOB.format(columns=", ".join(COLUMNS + (("raw_body",) if include_body else ()))))
+    rows = db.read(lambda connection: connection.execute(sql, {"job_id": job_id, "limit": limit}).fetchall())
+    return [_serialize(row, include_body) for row in rows]
+
+
+def purge(db: Database, cutoff: str, batch: int = 500) -> int:
+    """Delete up to `batch` deliveries received before `cutoff`, in one short transaction; return how many."""
+    return db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff, "batch": batch}).rowcount)
+
+
+def _serialize(row: Any, include_body: bool) -> dict[str, Any]:
+    delivery = {column: row[column] for column in COLUMNS}
+    delivery["received_at"] = stored_time(delivery["received_at"])
+    if include_body:
+        raw = row["raw_body"]
+        delivery["body"] = bytes(raw).decode("utf-8", "replace") if raw is not None else None
+    return delivery
+
+
+INSERT = """INSERT INTO deliveries (job_id, status, received_at, raw_body, message_id, client_address, outcome, reason,
+response_status, response_body) VALUES (:job_id, :status, :received_at, :raw_body, :message_id, :client_address,
+:outcome, :reason, :response_status, :response_body)"""
+FOR_JOB = "SELECT {columns} FROM deliveries WHERE job_id = :job_id ORDER BY received_at DESC, id DESC LIMIT :limit"
+PURGE = """DELETE FROM deliveries WHERE id IN
+(SELECT id FROM deliveries WHERE received_at < :cutoff ORDER BY id LIMIT :batch)"""

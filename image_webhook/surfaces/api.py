@@ -1,0 +1,95 @@
+"""The read API blueprint: /api/jobs for the application that asked for the images (Bearer tokens)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import NotFound
+
+from ..domain.notifications import MAX_JOB_ID
+from ..domain.values import Status
+from ..intake.auth import Challenge
+from ..intake.body import read_body
+from ..intake.parsing import parse_json
+from ..service import service
+from ..storage.database import Database, jobs
+from ..storage.database import deliveries as deliveries_table
+from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+
+bp = Blueprint("api", __name__, url_prefix="/api/jobs")
+LIST_PARAMETERS = frozenset({"status", "user_id", "organization_id", "since", "limit", "cursor"})
+STATUSES = frozenset(Status)
+DEFAULT_LIMIT = 20
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Bearer tokens from JOBS_API_TOKENS (constant time); open in development when none is set; closed
+    (401) in production when none is set. The webhook's secrets are never tokens here."""
+    if not service().readers.allows(request.headers.get("Authorization")):
+        raise Challenge('Bearer realm="jobs"')
+
+
+@bp.get("/<job_id>")
+def show(job_id: str) -> Response:
+    """One job; an ETag on every answer, and 304 for a client that already has this version."""
+    return conditional(jsonify(find_job(_db(), job_id)))
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """Jobs newest first, filtered, in keyset pages: a page never repeats or skips a job while others arrive."""
+    unknown = sorted(set(request.args) - LIST_PARAMETERS)
+    if unknown:
+        raise bad_parameter(f"paramètre inconnu: {unknown[0][:64]}", "$." + unknown[0][:64])
+    repeated = next((name for name in request.args if len(request.args.getlist(name)) > 1), None)
+    if repeated:
+        raise bad_parameter(f"paramètre répété: {repeated}", f"$.{repeated}")
+    if request.args.get("status", "completed") not in STATUSES:
+        raise bad_parameter(f"status doit valoir {', '.join(sorted(STATUSES))}", "$.status")
+    names = ("status", "user_id", "organization_id")
+    filters = {name: filter_value(name, request.args[name]) for name in names if name in request.args}
+    if "since" in request.args:
+        filters["since"] = _since(request.args["since"])
+    limit = limit_value(request.args.get("limit"), DEFAULT_LIMIT)
+    found, after = jobs.page(_db(), filters, limit=limit, after=read_cursor(request.args.get("cursor")))
+    return conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
+
+
+@bp.put("/<job_id>")
+def register(job_id: str) -> Response:
+    """Register who asked for a job before (or after) its notifications: idempotent, one row either way."""
+    components = service()
+    if not components.validator.job_id_is_valid(job_id):
+        raise bad_parameter("job_id invalide", "$.job_id")
+    body = parse_json(read_body(components.deadlines, components.settings.max_content_length))
+    components.validator.validate_registration(body)
+    owner = {name: body.get(name) for name in ("user_id", "organization_id", "prompt")}
+    created = jobs.register(_db(), job_id, owner)
+    return conditional(jsonify(jobs.find(_db(), job_id)), status=201 if created else 200)
+
+
+@bp.get("/<job_id>/deliveries")
+def deliveries(job_id: str) -> Response:
+    """What the backend sent for this job and what the service answered, newest first (bodies when asked)."""
+    include = request.args.get("include")
+    if set(request.args) - {"include"} or include not in (None, "body"):
+        raise bad_parameter("seul le paramètre include=body est accepté", "$.include")
+    if len(job_id) > MAX_JOB_ID or "\x00" in job_id:  # any id a delivery carried, as it was stored
+        raise bad_parameter(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
+    found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
+    return conditional(jsonify(deliveries=found))
+
+
+def _db() -> Database:
+    """The records the API reads: the stateless mode keeps none, and says so (404) here only."""
+    db = service().db
+    if db is None:
+        raise NotFound("Pas de base de données: l'API des jobs demande DATABASE_URL")
+    return db
+
+
+def _since(value: str) -> str:
+    moment = jobs.utc_text(value)  # as the database stores and sorts it
+    if moment is None:
+        raise bad_parameter("since doit être une date RFC 3339 (2025-10-21T16:45:00Z)", "$.since")
+    return moment

@@ -1,0 +1,150 @@
+"""The page blueprint: /jobs (live list and monitoring plots) and /jobs/<job_id>, for people, behind HTTP Basic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+
+from ..domain.values import Status
+from ..intake.auth import Challenge
+from ..service import service
+from ..storage.database import Database, jobs, statistics
+from ..storage.database import deliveries as deliveries_table
+from .presenting import STATUSES, age, present, pretty, web_url
+from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+
+# the page's templates and static files live beside it; its hooks guard the static files too
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+bp.add_app_template_filter(age, "age")
+PAGE_SIZE = 25
+KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+PERIODS = (("hour", "1 heure"), ("day", "1 jour"), ("week", "1 semaine"))
+STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
+
+
+@bp.before_request
+def gate() -> None:
+    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
+    if not service().settings.dashboard:
+        raise NotFound()
+    if not service().page_users.allows(request.authorization):
+        raise Challenge('Basic realm="jobs"')
+
+
+@bp.context_processor
+def environment() -> dict[str, str]:
+    """The environment the header shows (development or production)."""
+    return {"app_env": service().settings.app_env}
+
+
+@bp.after_request
+def secure(response: Response) -> Response:
+    """Every answer of the pages (errors included): no inline script or style, nothing sniffed, no referrer."""
+    response.headers.update(HEADERS)
+    return response
+
+
+@bp.get("/jobs")
+def jobs_page() -> str:
+    """Recent jobs newest first, filtered, in keyset pages; the script keeps them current; the plots below."""
+    db = service().db
+    if db is None:  # the stateless mode keeps no job: the page says so
+        return render_template("jobs.html", stateless=True, message=STATELESS)
+    filters, limit, after = _filters()
+    listing = _listing(*jobs.page(db, filters, limit=limit, after=after))
+    return render_template(
+        "jobs.html",
+        jobs=listing["jobs"],
+        feed_url=url_for(".feed", **_query()),
+        feed_etag=_feed(listing).headers["ETag"],
+        next_url=listing["next_url"],
+        first_url=url_for(".jobs_page", **_query(cursor=None)) if after else None,
+        filters=filters,
+        statuses=list(Status),
+        period=_period(),
+        periods=[(name, label, url_for(".jobs_page", **_query(period=name, cursor=None))) for name, label in PERIODS],
+        stats_url=url_for(".monitoring", period=_period()),
+    )
+
+
+@bp.get("/jobs.json")
+def feed() -> Response:
+    """The list of /jobs as JSON for its script: an ETag, 304 while nothing changed."""
+    filters, limit, after = _filters()
+    return conditional(_feed(_listing(*jobs.page(_db(), filters, limit=limit, after=after))))
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str) -> str:
+    """One job: its images, its metadata, and every delivery with what arrived and what was answered."""
+    db = _db()
+    job = find_job(db, job_id)
+    metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
+    images = [image for image in (job["images"] if isinstance(job["images"], list) else []) if isinstance(image, dict)]
+    found = deliveries_table.for_job(db, job_id, include_body=True)
+    return render_template(
+        "job.html",
+        job=present(job),
+        record=job,
+        images=[{**i, "url": i.get("url") if web_url(i.get("url")) else None, "raw_url": i.get("url")} for i in images],
+        metadata=[(key, value if isinstance(value, str) else json.dumps(value)) for key, value in metadata.items()],
+        deliveries=[{**d, "body": pretty(d["body"]), "response_body": pretty(d["response_body"])} for d in found],
+    )
+
+
+@bp.get("/monitoring.json")
+def monitoring() -> Response:
+    """The plots' numbers over the chosen period (hour, day, week), from the job and delivery records."""
+    return conditional(jsonify(statistics.summary(_db(), _period())))
+
+
+def _listing(found: list[dict[str, Any]], following: tuple[str, int] | None) -> dict[str, Any]:
+    """A page of jobs as the page and its feed show them, and the link to the next page."""
+    following_url = url_for(".jobs_page", **_query(cursor=encode_cursor(following))) if following else None
+    return {"jobs": [present(job) for job in found], "next_url": following_url}
+
+
+def _feed(listing: dict[str, Any]) -> Response:
+    response = jsonify(listing)
+    response.add_etag()
+    return response
+
+
+def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
+    """The status and owner filters, the page size and the keyset cursor; an empty field is no filter."""
+    filters = {name: value for name in ("status", "user_id") if (value := request.args.get(name, ""))}
+    if filters.get("status", "completed") not in STATUSES:
+        raise bad_parameter("status inconnu", "$.status")
+    if "user_id" in filters:
+        filter_value("user_id", filters["user_id"])
+    limit = limit_value(request.args.get("limit") or None, PAGE_SIZE)
+    return filters, limit, read_cursor(request.args.get("cursor") or None)
+
+
+def _period() -> str:
+    period = request.args.get("period") or "day"
+    if period not in statistics.PERIODS:
+        raise bad_parameter("period doit être hour, day ou week", "$.period")
+    return period
+
+
+def _query(**changes: str | None) -> dict[str, Any]:
+    kept = {name: value for name in KEPT if (value := request.args.get(name))}
+    return {name: value for name, value in {**kept, **changes}.items() if value}
+
+
+def _db() -> Database:
+    """The records the page reads: the stateless mode keeps none, and says so (404) here and in jobs_page."""
+    db = service().db
+    if db is None:
+        raise NotFound(STATELESS)
+    return db

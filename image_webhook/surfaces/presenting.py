@@ -1,0 +1,69 @@
+"""What the page shows of a job and its deliveries: one presentation for the HTML and for its feed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import url_for
+
+from ..domain.values import INTERMEDIATE, Status
+
+THUMBNAILS = 4
+MAX_BODY = 64 * 1024  # characters of a delivery's body shown on the page
+AGE_UNITS = (("j", 86400), ("h", 3600), ("min", 60))
+STATUSES = frozenset(Status)
+
+
+def present(job: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a job, the same in the HTML and in the feed; thumbnails from http(s) URLs only."""
+    images = [i for i in (job["images"] or []) if isinstance(i, dict) and web_url(i.get("url"))]
+    metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
+    status = job["status"] if job["status"] in STATUSES else "unknown"
+    progress, seconds = job["progress"], metadata.get("generation_time_seconds")
+    return {name: job[name] for name in ("job_id", "prompt", "message", "user_id", "organization_id")} | {
+        "href": url_for("pages.job_page", job_id=job["job_id"]),
+        "status": status,
+        "running": status in INTERMEDIATE,
+        "progress": min(max(float(progress), 0.0), 100.0) if isinstance(progress, int | float) else None,
+        "error_message": job["error_message"] if status == "failed" else None,
+        "thumbnails": [{"url": i["url"], "alt": _text(i.get("description"))} for i in images[:THUMBNAILS]],
+        "more_images": max(len(images) - THUMBNAILS, 0),
+        "model": _text(metadata.get("model_name")),
+        "generation_seconds": seconds if type(seconds) in (int, float) else None,
+        "created_at": job["created_at"],
+    }
+
+
+def age(moment: str | None) -> str:
+    """How long ago an ISO 8601 time was, as the page's script also writes it: '42 s', '5 min', '3 h', '2 j'."""
+    try:
+        seconds = max(0, int((datetime.now(UTC) - datetime.fromisoformat(moment or "")).total_seconds()))
+    except (TypeError, ValueError):
+        return ""
+    unit, size = next(((unit, size) for unit, size in AGE_UNITS if seconds >= size), ("s", 1))
+    return f"{seconds // size} {unit}"
+
+
+def web_url(url: Any) -> bool:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # a malformed host such as "http://[::1"
+        return False
+    return parts is not None and parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def pretty(text: str | None) -> str:
+    """A body as it arrived, indented when it is JSON, cut to MAX_BODY characters."""
+    if not text:
+        return ""
+    with contextlib.suppress(ValueError, RecursionError):  # not JSON: shown as it arrived
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "\n… (tronqué)"
