@@ -58,11 +58,11 @@ class DatabaseRecorder:
             if decision.after_completed:
                 journal.failed_after_completed(job_id)
         elif decision.outcome is not Outcome.PROCESSED:  # logged here, in the request's thread, once committed
-            journal.progress(notification, late=decision.outcome is Outcome.STALE)
+            journal.progress(notification, decision.outcome, late=decision.outcome is Outcome.STALE)
         else:
             if decision.replaced_failed:
                 journal.completed_after_failed(job_id)
-            journal.terminal(notification)
+            journal.terminal(notification, Outcome.PROCESSED)
             return self.tally.processed(notification, body)
         return Recorded(decision.outcome, body)
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from ..domain.notifications import Notification
-from ..domain.values import Status
+from ..domain.values import Outcome, Status
 from ..observability.logs import LOGGER, LazyJson
 
 log = logging.getLogger(LOGGER)
@@ -26,7 +26,7 @@ def payload(notification: Notification) -> None:
         log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary), extra={"event": "payload"})
 
 
-def progress(notification: Notification, *, late: bool) -> None:
+def progress(notification: Notification, outcome: Outcome, *, late: bool) -> None:
     """ℹ️: an intermediate status; `late` when its job is already further on (it changes nothing)."""
     job_id, status = notification.job_id, notification.status.value
     if late:
@@ -34,7 +34,7 @@ def progress(notification: Notification, *, late: bool) -> None:
             "ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s",
             job_id,
             status,
-            extra={"event": "late_progress"},
+            extra={"event": "late_progress", "outcome": outcome},
         )
     else:
         log.info(
@@ -42,19 +42,20 @@ def progress(notification: Notification, *, late: bool) -> None:
             job_id,
             status,
             notification.payload.get("progress", "?"),
-            extra={"event": "progress"},
+            extra={"event": "progress", "outcome": outcome},
         )
 
 
-def terminal(notification: Notification) -> None:
-    """❌ for a failed job with its error; ✅ then one 💾 per image for a completed one."""
+def terminal(notification: Notification, outcome: Outcome | None = None) -> None:
+    """❌ for a failed job with its error; ✅ then one 💾 per image for a completed one (`outcome`: the one
+    decided before these lines, with a database; the window decides it after them)."""
     payload, job_id = notification.payload, notification.job_id
     if notification.status is Status.FAILED:
         error_message = payload.get("error_message") or payload.get("message") or "inconnue"
         log.error(
             "❌ [Image Webhook] Échec de la génération: %s",
             LazyJson({"job_id": job_id, "error_message": error_message}),
-            extra={"event": "job_failed"},
+            extra={"event": "job_failed", "outcome": outcome},
         )
         return
     if not log.isEnabledFor(logging.INFO):
@@ -65,9 +66,11 @@ def terminal(notification: Notification) -> None:
         "model": metadata.get("model_name"),
         "generation_time": metadata.get("generation_time_seconds"),
     }
-    log.info("✅ [Image Webhook] Génération réussie: %s", LazyJson(summary), extra={"event": "job_completed"})
+    extra = {"event": "job_completed", "outcome": outcome}
+    log.info("✅ [Image Webhook] Génération réussie: %s", LazyJson(summary), extra=extra)
     for image in images:
-        log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra={"event": "image"})
+        extra = {"event": "image", "outcome": outcome}
+        log.info("💾 [Image Webhook] Images générées: %s", LazyJson(_image_summary(image)), extra=extra)
 
 
 def processed(milliseconds: float) -> None:
@@ -75,23 +78,25 @@ def processed(milliseconds: float) -> None:
     log.info(
         "⏱️ [Image Webhook] Traitement terminé en %sms",
         milliseconds,
-        extra={"event": "processed", "processing_time_ms": milliseconds},
+        extra={"event": "processed", "processing_time_ms": milliseconds, "outcome": Outcome.PROCESSED},
     )
 
 
 def duplicate(job_id: str) -> None:
-    log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra={"event": "duplicate"})
+    extra = {"event": "duplicate", "outcome": Outcome.DUPLICATE}
+    log.warning("⚠️ [Image Webhook] Job déjà traité: %s", job_id, extra=extra)
 
 
 def replay(message_id: str | None) -> None:
-    log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id, extra={"event": "replay"})
+    extra = {"event": "replay", "outcome": Outcome.DUPLICATE}
+    log.warning("⚠️ [Image Webhook] Message signé rejoué: %s", message_id, extra=extra)
 
 
 def failed_after_completed(job_id: str) -> None:
     log.warning(
         "⚠️ [Image Webhook] Échec reçu après la réussite du job (ignoré): %s",
         job_id,
-        extra={"event": "failed_after_completed"},
+        extra={"event": "failed_after_completed", "outcome": Outcome.DUPLICATE},
     )
 
 
@@ -99,7 +104,7 @@ def completed_after_failed(job_id: str) -> None:
     log.warning(
         "⚠️ [Image Webhook] Réussite reçue après un échec: le job est remplacé: %s",
         job_id,
-        extra={"event": "completed_after_failed"},
+        extra={"event": "completed_after_failed", "outcome": Outcome.PROCESSED},
     )
 
 

@@ -31,7 +31,7 @@ class WindowRecorder:
     def record(self, notification: Notification, delivery: Delivery) -> Recorded:
         job_id = notification.job_id
         if not notification.status.terminal:
-            journal.progress(notification, late=self.jobs.seen(job_id))
+            journal.progress(notification, Outcome.INTERMEDIATE, late=self.jobs.seen(job_id))
             return Recorded(Outcome.INTERMEDIATE, answers.progress(notification))
         with claimed(self.jobs, job_id) as new:
             if not new:
