@@ -46,7 +46,7 @@ $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 	@command -v wrk >/dev/null || ($(APT) update -qq && $(APT) install -y -qq wrk)
 	touch $@
 
-BEFORE ?= b995804,f19c371# the commits before the package move (issue 10) and before issue 11
+BEFORE ?= f2421d7# the commit before the layers (issue 18): "no scenario slower" is measured against it
 
 bench: $(VENV)/.bench ## ~8 min: every configuration against bare Flask routes, and against the code of BEFORE (BENCHMARKS.md)
 	$(BIN)/python -m bench.run --against $(BEFORE)
