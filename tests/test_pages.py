@@ -447,7 +447,7 @@ def test_gunicorn_closed_or_turned_off(tmp_path, settings, status):
 
 def test_templates_and_static_files_are_shipped_with_the_package():
     """The page needs no network: the charting library, its licence and version are files of the package."""
-    static = Path(__file__).resolve().parent.parent / "image_webhook" / "static"
+    static = Path(__file__).resolve().parent.parent / "image_webhook" / "surfaces" / "static"
     assert (static / "vendor" / "chart.umd.min.js").read_text().startswith("/*!\n * Chart.js v4.6.1")
     assert "MIT" in (static / "vendor" / "chart.js-LICENSE.md").read_text()
     assert "4.6.1" in (static / "vendor" / "README.md").read_text()
