@@ -26,7 +26,9 @@ def test_a_missing_name_is_named():
 
 def test_an_override_of_a_method_gunicorn_no_longer_has_is_named():
     """A method the worker defines that is neither gunicorn's nor listed as its own is named as missing."""
-    overrides = {"image_webhook.server.worker.HeadReadingWorker": ("gunicorn.workers.gthread.ThreadWorker", frozenset())}
+    overrides = {
+        "image_webhook.server.worker.HeadReadingWorker": ("gunicorn.workers.gthread.ThreadWorker", frozenset())
+    }
     gone = internals.missing({}, {}, overrides)
     assert "gunicorn.workers.gthread.ThreadWorker.read_head" in gone
     assert "gunicorn.workers.gthread.ThreadWorker.accept" not in gone
