@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -251,3 +253,29 @@ def test_line_buffer_after_a_fork(tmp_path):
         assert os.waitpid(child, 0)[1] == 0
         handler.flush()
     assert sorted(path.read_text().splitlines()) == ["in the child", "in the parent"]
+
+
+SHUTDOWN_RACE = """
+import logging, sys, threading
+from image_webhook.observability.logs import LineBuffer
+handler = LineBuffer(sys.stdout, interval=60)
+handler.setFormatter(logging.Formatter("%(message)s"))
+handler.handle(logging.makeLogRecord({"msg": "kept", "levelno": logging.INFO}))
+handler.acquire()  # as logging.shutdown(): the handler's lock held around its flush()
+writer = threading.Thread(target=handler.flush)
+writer.start()
+writer.join(0.2)  # the writer thread's flush now waits for what this thread holds
+handler.flush()
+handler.release()
+writer.join()
+"""
+
+
+def test_line_buffer_flush_while_logging_shuts_down():
+    """The writer thread's flush while logging.shutdown() holds the handler's lock around its own flush (a worker
+    exiting) does not deadlock: the process ends, and the kept line is written once."""
+    try:
+        done = subprocess.run([sys.executable, "-c", SHUTDOWN_RACE], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the two flushes deadlocked")
+    assert (done.returncode, done.stdout) == (0, "kept\n"), done.stderr

@@ -129,18 +129,23 @@ class LineBuffer(logging.Handler):
             self._pending.set()
 
     def flush(self):
-        with self._writing:
-            self.acquire()
-            try:
-                lines, self._lines = self._lines, []
-            finally:
-                self.release()
+        # The handler's lock first, then the writing turn, as logging.shutdown() takes them (it holds the first
+        # around flush()): the other order deadlocked a worker exiting while its writer thread flushed. The
+        # handler's lock is let go before writing, so logging threads never wait for the stream.
+        self.acquire()
+        try:
+            self._writing.acquire()  # batches are written in the order they were taken
+            lines, self._lines = self._lines, []
+        finally:
+            self.release()
+        try:
             if lines:
-                try:
-                    self.stream.write("".join(lines))
-                    self.stream.flush()
-                except (OSError, ValueError):
-                    pass  # stderr closed or gone: nowhere left to say so
+                self.stream.write("".join(lines))
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed or gone: nowhere left to say so
+        finally:
+            self._writing.release()
 
     def close(self):
         self.flush()
