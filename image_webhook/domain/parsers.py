@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 Parser = Callable[[str, Any], Any]
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
@@ -90,3 +91,38 @@ def signing_secrets(name: str, value: Any) -> tuple[str, ...]:
         if len(decoded) < 24:
             raise ConfigError(f"{name} must decode to at least 24 bytes; one of its values has {len(decoded)}")
     return values
+
+
+def origins(name: str, value: Any) -> tuple[str, ...]:
+    """`public`, or origins `scheme://host[:port]` (http or https) separated by spaces or commas, normalised:
+    lower-case, the default port written out (`http://localhost:9006`, `https://cdn.example:443`)."""
+    values = secrets(name, value)
+    if [v.lower() for v in values] == ["public"]:
+        return ("public",)
+    normalised = []
+    for origin in values:
+        try:
+            parts = urlsplit(origin)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{name} takes origins scheme://host[:port] or public; {origin!r} is not one") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+            raise ConfigError(f"{name} takes http(s) origins scheme://host[:port] or public; {origin!r} is not one")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"{name} takes origins without a path; {origin!r} has one")
+        scheme = parts.scheme.lower()
+        port = port or (443 if scheme == "https" else 80)
+        host = parts.hostname.lower()
+        normalised.append(f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}")
+    return tuple(normalised)
+
+
+def store_url(name: str, value: Any) -> str:
+    """`file:///absolute/path` or `s3://bucket[/prefix]`."""
+    url = str(value).strip()
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return url
+    if parts.scheme == "s3" and parts.netloc:
+        return url
+    raise ConfigError(f"{name} must be file:///absolute/path or s3://bucket/prefix, not {url!r}")

@@ -17,8 +17,10 @@ from .parsers import (
     database_url,
     flag,
     number,
+    origins,
     secrets,
     signing_secrets,
+    store_url,
     text,
     users,
 )
@@ -33,6 +35,9 @@ PUBLIC_EXAMPLE_SECRET = "sorami-webhook-secret-key-2025"
 # Flask's instance folder, beside the package: the default SQLite database lives there (git-ignored)
 INSTANCE = Path(__file__).resolve().parents[2] / "instance"
 DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE / 'jobs.sqlite3'}"
+DEFAULT_IMAGE_STORE = f"file://{INSTANCE / 'images'}"
+# the specification's backend serves its images there: the development default of IMAGE_SOURCES
+DEVELOPMENT_IMAGE_SOURCES = ("http://localhost:9006",)
 
 # name: (default, parser); every variable the service reads, documented in the README and .env.example
 SETTINGS: dict[str, tuple[Any, Parser]] = {
@@ -62,6 +67,20 @@ SETTINGS: dict[str, tuple[Any, Parser]] = {
     "DB_TIMEOUT": (5, number(0.001, integer=False)),
     "DELIVERY_RETENTION_DAYS": (7, number(0.001, integer=False)),
     "JOB_RETENTION_DAYS": (90, number(0.001, integer=False)),
+    # the copy of the images (docs/images.md)
+    "IMAGE_SOURCES": (None, origins),  # development: the spec's backend; production: none until set
+    "IMAGE_STORE": (DEFAULT_IMAGE_STORE, store_url),
+    "S3_ENDPOINT_URL": (None, text),
+    "IMAGE_COPY_CONCURRENCY": (2, number(0, integer=True)),  # copiers per process; 0: none in the service
+    "IMAGE_COPY_LEASE": (60, number(1, integer=False)),
+    "IMAGE_COPY_ATTEMPTS": (8, number(1, integer=True)),
+    "IMAGE_RETRY_BASE": (2, number(0.001, integer=False)),
+    "IMAGE_MAX_BYTES": (50 * 1024 * 1024, number(1, integer=True)),
+    "IMAGE_FETCH_TIMEOUT": (60, number(0.001, integer=False)),
+    "IMAGE_URL_TTL": (900, number(1, integer=True)),
+    # the server's address (development: loopback only; production: every interface, behind the front)
+    "HOST": (None, text),
+    "FORWARDED_ALLOW_IPS": ("127.0.0.1,::1", text),  # whose X-Forwarded-For gunicorn believes: the front's
 }
 
 
@@ -95,6 +114,18 @@ class Settings:
     db_timeout: float
     delivery_retention_days: float
     job_retention_days: float
+    image_sources: tuple[str, ...]  # origins, ("public",), or () (no copy: each is refused)
+    image_store: str
+    s3_endpoint_url: str | None
+    image_copy_concurrency: int
+    image_copy_lease: float
+    image_copy_attempts: int
+    image_retry_base: float
+    image_max_bytes: int
+    image_fetch_timeout: float
+    image_url_ttl: int
+    host: str
+    forwarded_allow_ips: str
 
     @property
     def production(self) -> bool:
@@ -129,6 +160,10 @@ def load_settings(config: Mapping[str, Any] | None = None, environ: Mapping[str,
         values["WEBHOOK_AUTH"] = "signature" if values["WEBHOOK_SIGNING_SECRET"] else "secret"
     if values["APP_ENV"] == "production":
         _check_production_auth(values)
+    if values["IMAGE_SOURCES"] is None:
+        values["IMAGE_SOURCES"] = () if values["APP_ENV"] == "production" else DEVELOPMENT_IMAGE_SOURCES
+    if values["HOST"] is None:
+        values["HOST"] = "0.0.0.0" if values["APP_ENV"] == "production" else "127.0.0.1"
     _check_store(values)
     if values["PORT"] > 65535:
         raise ConfigError(f"PORT must be at most 65535, not {values['PORT']}")

@@ -1,0 +1,37 @@
+"""A job's images as the service keeps them: the state of each image's copy, and what a file differs in from
+what the notification claimed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CopyState(StrEnum):
+    """Where one image's copy stands (docs/images.md): queued, then copying under a lease, then one of the ends."""
+
+    QUEUED = "queued"  # waiting for a copier (again, after a failed attempt, at its `due` time)
+    COPYING = "copying"  # claimed by a copier until its lease runs out
+    STORED = "stored"  # the bytes are in the store, verified
+    FAILED = "failed"  # every attempt failed, or the file can never be kept: `last_error` says why
+    REFUSED = "refused"  # its URL may not be fetched (IMAGE_SOURCES): no connection was made
+
+    @property
+    def final(self) -> bool:
+        return self in (CopyState.STORED, CopyState.FAILED, CopyState.REFUSED)
+
+
+# the formats an image generator produces: the only ones opened, each with the content type it is served with
+FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One field where the file is not what the notification said (`format`, `dimensions`, `size_bytes`)."""
+
+    field: str
+    claimed: object
+    actual: object
+
+    def as_dict(self) -> dict[str, object]:
+        return {"field": self.field, "claimed": self.claimed, "actual": self.actual}
