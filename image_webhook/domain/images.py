@@ -35,3 +35,13 @@ class Mismatch:
 
     def as_dict(self) -> dict[str, object]:
         return {"field": self.field, "claimed": self.claimed, "actual": self.actual}
+
+
+def image_key(sha256: str, content_type: str | None) -> str:
+    """Where a file lives in the store: by its content, so the same bytes are stored once."""
+    extension = next((name for name, kind in FORMATS.items() if kind == content_type), "bin")
+    return f"{sha256[:2]}/{sha256}.{extension}"
+
+
+def thumbnail_key(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256}.thumb.webp"

@@ -18,6 +18,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from ..domain.notifications import Notification
 from ..domain.values import Outcome, Status
@@ -30,6 +31,9 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 PROCESSING_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5)
 GENERATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+COPY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# what a copy attempt ended with (docs/images.md)
+COPY_OUTCOMES = ("stored", "retried", "failed", "refused")
 
 
 def multiprocess_mode():
@@ -94,6 +98,15 @@ class Metrics:
             "Writes lost to a database that did not answer (unreachable, locked past its timeout, full)",
             registry=r,
         )
+        self.copies = Counter("image_webhook_copies", "Image copy attempts, by outcome", ["outcome"], registry=r)
+        self.copied_bytes = Counter("image_webhook_copied_bytes", "Bytes of the images stored", registry=r)
+        self.copy_seconds = Histogram(
+            "image_webhook_copy_seconds",
+            "Time of one copy attempt: fetch, verification, thumbnail, store",
+            buckets=COPY_BUCKETS,
+            registry=r,
+        )
+        self.copy_queue = None  # () -> (tasks queued, age of the oldest in seconds), read from the database
         self._models = set()
         self._models_lock = threading.Lock()
 
@@ -140,10 +153,38 @@ class Metrics:
         self.expired.inc(removed)
         self.last_cleanup.set(at)
 
+    def copied(self, outcome, seconds, size=0):
+        self.copies.labels(outcome).inc()
+        self.copy_seconds.observe(seconds)
+        self.copied_bytes.inc(size)
+
     def exposition(self):
-        """The text format of every metric, added up across workers in multiprocess mode."""
+        """The text format of every metric, added up across workers in multiprocess mode; the copy queue's
+        gauges read from the database at the scrape (the same value whichever worker answers)."""
         registry = self.registry
         if multiprocess_mode():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        text = generate_latest(registry)
+        if self.copy_queue is not None:
+            text += generate_latest(_QueueRegistry(self.copy_queue))
+        return text, CONTENT_TYPE_LATEST
+
+
+class _QueueRegistry:
+    """The copy queue's two gauges, as a registry generate_latest() reads."""
+
+    def __init__(self, read):
+        self.read = read
+
+    def collect(self):
+        try:
+            queued, oldest = self.read()
+        except Exception:  # the database does not answer: /metrics still shows the rest
+            return
+        yield GaugeMetricFamily("image_webhook_copy_tasks_queued", "Image copies waiting for a copier", value=queued)
+        yield GaugeMetricFamily(
+            "image_webhook_copy_oldest_queued_seconds",
+            "Age of the oldest image copy waiting for a copier (0 when none waits)",
+            value=oldest or 0,
+        )

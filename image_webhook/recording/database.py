@@ -30,8 +30,17 @@ class DatabaseRecorder:
 
     keeps_records = True
 
-    def __init__(self, db: Database, cache: IdempotenceStore, metrics: Metrics, handler: JobHandler) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache: IdempotenceStore,
+        metrics: Metrics,
+        handler: JobHandler,
+        *,
+        on_images: Callable[[], object] = lambda: None,
+    ) -> None:
         self.db = db
+        self.on_images = on_images  # a completed job's copies are queued: the copiers look at once
         self.cache = cache
         self.handler = handler
         self.tally = Tally(metrics)
@@ -62,6 +71,8 @@ class DatabaseRecorder:
         else:
             if decision.replaced_failed:
                 journal.completed_after_failed(job_id)
+            if notification.images:
+                self.on_images()
             journal.terminal(notification, Outcome.PROCESSED)
             return self.tally.processed(notification, body)
         return Recorded(decision.outcome, body)

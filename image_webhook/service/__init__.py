@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 if TYPE_CHECKING:
+    from ..copying.copier import Copiers
     from ..domain.settings import Settings
     from ..intake.auth import Authenticator, BasicUsers, BearerTokens
     from ..intake.body import BodyDeadlines
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
     from ..recording import Recorder
     from ..storage.database import Database
     from ..storage.idempotence import IdempotenceStore
+    from ..storage.images import ImageStore
     from .maintenance import MaintenanceThread
 
 EXTENSION = "image_webhook"  # the key of the Service in app.extensions
+COPIES_GRACE = 20  # seconds the copies under way get to end at a stop, within gunicorn's graceful_timeout (30)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Service:
     openapi: dict[str, Any]
     db: Database | None  # the records the read API, the page and the commands read; None in the stateless mode
     maintenance: MaintenanceThread | None  # expiry of the memory window, retention of the records
+    images: ImageStore | None  # where the copies of the images are kept; None in the stateless mode
+    copiers: Copiers | None  # started where the service serves (gunicorn's workers) or by `images work`
 
     def start(self) -> None:
         """Start the background threads (after the fork: gunicorn builds the app in each worker)."""
@@ -48,12 +53,19 @@ class Service:
         """Why the service cannot do its work, or None."""
         if self.maintenance is not None and not self.maintenance.is_alive():
             return "le nettoyage des jobs traités ne tourne pas"
+        if self.images is not None:
+            try:
+                self.images.check()
+            except Exception:  # the store's own errors, whatever the store: not ready either way
+                return "le stockage des images n'accepte pas d'écriture"
         return self.recorder.not_ready()
 
     def stop(self) -> None:
         """Stop the background threads (tests, and gunicorn's worker exit); commit what is queued."""
         if self.maintenance is not None:
             self.maintenance.stop()
+        if self.copiers is not None:
+            self.copiers.stop(COPIES_GRACE)
         self.deadlines.stop()
         self.recorder.stop()
 

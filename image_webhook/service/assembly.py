@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ..copying.copier import Copiers
+from ..copying.fetch import Fetcher
+from ..domain.images import image_key, thumbnail_key
 from ..domain.settings import Settings
 from ..intake.auth import Authenticator, BasicUsers, BearerTokens
 from ..intake.body import BodyDeadlines
@@ -15,10 +18,11 @@ from ..recording import Recorder
 from ..recording.database import DatabaseRecorder
 from ..recording.handler import JobHandler, bounded, ignore_job
 from ..recording.window import WindowRecorder
-from ..storage.database import Database, open_database, retention
+from ..storage.database import Database, copies, open_database, retention
 from ..storage.idempotence import IdempotenceStore
 from ..storage.idempotence.memory import MemoryStore
 from ..storage.idempotence.redis import RedisStore
+from ..storage.images import ImageStore, open_store
 from . import Service
 from .maintenance import MaintenanceThread
 
@@ -43,10 +47,13 @@ def build_service(
     handler = job_handler or ignore_job
     validator = PayloadValidator()
     recorder: Recorder
-    if db is None:  # the specification's window decides alone
+    images, copiers = None, None
+    if db is None:  # the specification's window decides alone; nothing is kept, no image is copied
         recorder = WindowRecorder(jobs, metrics, handler)
     else:  # the database decides; the window is its cache; the handler runs inside its transaction, bounded
-        recorder = DatabaseRecorder(db, jobs, metrics, bounded(handler, settings.db_timeout))
+        images = open_store(settings)
+        copiers = _copiers(settings, db, images, metrics)
+        recorder = DatabaseRecorder(db, jobs, metrics, bounded(handler, settings.db_timeout), on_images=copiers.wake)
     return Service(
         settings=settings,
         auth=Authenticator(
@@ -64,7 +71,29 @@ def build_service(
         metrics=metrics,
         openapi=bundled_document(schemas=validator.schemas),
         db=db,
-        maintenance=_maintenance(settings, metrics, (jobs, messages), db),
+        maintenance=_maintenance(settings, metrics, (jobs, messages), db, images),
+        images=images,
+        copiers=copiers,
+    )
+
+
+def _copiers(settings: Settings, db: Database, images: ImageStore, metrics: Metrics) -> Copiers:
+    """The copiers of this process (not started: gunicorn's workers and `images work` start them)."""
+
+    def queue() -> tuple[int, float | None]:
+        found = copies.summary(db)
+        return found["counts"]["queued"], found["oldest_queued_seconds"]
+
+    metrics.copy_queue = queue
+    return Copiers(
+        db,
+        images,
+        Fetcher.from_settings(settings),
+        metrics,
+        concurrency=settings.image_copy_concurrency,
+        lease=settings.image_copy_lease,
+        attempts=settings.image_copy_attempts,
+        retry_base=settings.image_retry_base,
     )
 
 
@@ -98,14 +127,19 @@ def _stores(
 
 
 def _maintenance(
-    settings: Settings, metrics: Metrics, stores: tuple[IdempotenceStore, ...], db: Database | None
+    settings: Settings,
+    metrics: Metrics,
+    stores: tuple[IdempotenceStore, ...],
+    db: Database | None,
+    images: ImageStore | None,
 ) -> MaintenanceThread | None:
     """The thread that expires the memory windows and purges old records, when there is anything to do."""
     memory = [store for store in stores if isinstance(store, MemoryStore)]
     chores = []
     if db is not None:
         delivery_days, job_days = settings.delivery_retention_days, settings.job_retention_days
-        chores.append(lambda: retention.purge(db, delivery_days=delivery_days, job_days=job_days))
+        release = _release(images) if images is not None else None
+        chores.append(lambda: retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release))
     if not memory and not chores:
         return None
     return MaintenanceThread(
@@ -114,3 +148,13 @@ def _maintenance(
         chores=chores,
         on_run=lambda removed: metrics.cleanup_ran(removed, time.time()),
     )
+
+
+def _release(images: ImageStore) -> Callable[[str, str], None]:
+    """What retention calls for a file no copy names any more: the file and its thumbnail are deleted."""
+
+    def release(sha256: str, content_type: str) -> None:
+        images.delete(image_key(sha256, content_type))
+        images.delete(thumbnail_key(sha256))
+
+    return release

@@ -14,6 +14,7 @@ from ..service import service
 from ..storage.database import Database, jobs
 from ..storage.database import deliveries as deliveries_table
 from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+from .stored_images import serve
 
 bp = Blueprint("api", __name__, url_prefix="/api/jobs")
 LIST_PARAMETERS = frozenset({"status", "user_id", "organization_id", "since", "limit", "cursor"})
@@ -78,6 +79,18 @@ def deliveries(job_id: str) -> Response:
         raise bad_parameter(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
     found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
     return conditional(jsonify(deliveries=found))
+
+
+@bp.get("/<job_id>/images/<int(max=99):position>")
+def image(job_id: str, position: int) -> Response:
+    """The stored copy of the job's image at `position` (from 0), as the service keeps it."""
+    return serve(_db(), job_id, position, thumbnail=False)
+
+
+@bp.get("/<job_id>/images/<int(max=99):position>/thumbnail")
+def thumbnail(job_id: str, position: int) -> Response:
+    """Its thumbnail: WebP, longest side 256 pixels."""
+    return serve(_db(), job_id, position, thumbnail=True)
 
 
 def _db() -> Database:

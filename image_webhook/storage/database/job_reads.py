@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import Database, stored_time
+from . import Database, copies, stored_time
 
 COLUMNS = (
     "job_id",
@@ -54,6 +54,9 @@ def page(
     values = {**filters, "limit": limit + 1, **(dict(zip(("created_at", "id"), after, strict=True)) if after else {})}
     rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
     jobs = [serialize(row) for row in rows[:limit]]
+    found = copies.for_jobs(db, [job["job_id"] for job in jobs if job["images"]])
+    for job in jobs:
+        job["copies"] = found.get(job["job_id"], [])
     last = rows[limit - 1] if len(rows) > limit else None
     return jobs, (stored_time(last["created_at"]), last["id"]) if last is not None else None
 
@@ -61,11 +64,16 @@ def page(
 def find(db: Database, job_id: str) -> dict[str, Any] | None:
     """The job as the read API and the CLI show it, or None."""
     row = db.read(lambda connection: connection.execute(db.sql(FIND), {"job_id": job_id}).fetchone())
-    return serialize(row) if row is not None else None
+    if row is None:
+        return None
+    job = serialize(row)
+    job["copies"] = copies.for_job(db, job_id) if job["images"] else []
+    return job
 
 
 def serialize(row: Any) -> dict[str, Any]:
-    """One representation of a job (read API, CLI): JSON values decoded, times as ISO 8601 text."""
+    """One representation of a job (read API, CLI): JSON values decoded, times as ISO 8601 text (its `copies`
+    are added by find() and page())."""
     job = {column: row[column] for column in COLUMNS}
     for column in ("images", "metadata"):
         if isinstance(job[column], str):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...domain.notifications import Delivery, Notification
 from ...domain.values import Outcome, Status
-from . import Database, deliveries, utc_now
+from . import Database, copies, deliveries, utc_now
 from .job_reads import find, page, utc_text
 
 # the jobs' reads live in job_reads and are named from here too: one module to import for "jobs"
@@ -51,6 +51,7 @@ def record(
         body = answer(decision)
         if decision.outcome is Outcome.PROCESSED:
             connection.execute(db.sql(TERMINAL), _terminal_values(notification, now, body.get("processing_time_ms")))
+            copies.enqueue(db, connection, job_id, notification.images, now)  # the outbox: with the job, or not at all
         elif decision.outcome is Outcome.INTERMEDIATE:
             values = {"progress": payload.get("progress"), "message": payload.get("message")}
             connection.execute(db.sql(PROGRESS), {"job_id": job_id, "status": status.value, "now": now, **values})
@@ -162,12 +163,24 @@ def register(db: Database, job_id: str, owner: dict[str, str | None]) -> bool:
     return db.write(op)
 
 
-def purge(db: Database, cutoff: str, batch: int = 500) -> int:
-    """Delete up to `batch` jobs created before `cutoff`, in one short transaction; return how many."""
-    return db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff, "batch": batch}).rowcount)
+def purge(db: Database, cutoff: str, batch: int = 500, *, files: list[tuple[str, str]] | None = None) -> int:
+    """Delete up to `batch` jobs created before `cutoff` with their copies, in one short transaction; return how
+    many; the stored files the deleted copies named are added to `files` (sha256, content type)."""
+    values = {"cutoff": cutoff, "batch": batch}
+
+    def op(connection: Any) -> int:
+        named = connection.execute(db.sql(PURGE_COPIES), values).fetchall()
+        if files is not None:
+            files.extend((row["sha256"], row["content_type"]) for row in named if row["sha256"])
+        return int(connection.execute(db.sql(PURGE), values).rowcount)
+
+    return db.write(op)
 
 
-PURGE = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch)"
+_PURGED = "SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch"
+PURGE_COPIES = f"""DELETE FROM image_copies WHERE job_id IN (SELECT job_id FROM jobs WHERE id IN ({_PURGED}))
+RETURNING sha256, content_type"""
+PURGE = f"DELETE FROM jobs WHERE id IN ({_PURGED})"
 INSERT_REGISTERED = """INSERT INTO jobs (job_id, status, user_id, organization_id, prompt, created_at, updated_at,
 deliveries, duplicates) VALUES (:job_id, 'pending', :user_id, :organization_id, :prompt, :now, :now, 0, 0)
 ON CONFLICT (job_id) DO NOTHING"""

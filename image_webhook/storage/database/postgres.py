@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .base import Database
 
 T = TypeVar("T")
-_NAMED = re.compile(r"(?<!:):([a-z_]+)")  # the :name parameters of the SQL written here
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")  # the :name parameters of the SQL written here
 
 
 class PostgresDatabase(Database):

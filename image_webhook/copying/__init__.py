@@ -1,0 +1,1 @@
+"""Copying the images: where they may come from, fetching them, verifying them, and the copiers."""

@@ -1,0 +1,197 @@
+"""The copiers: threads that claim copy tasks with a lease, fetch, verify and store each image, and record the end."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..domain.images import CopyState, image_key, thumbnail_key
+from ..observability.logs import LOGGER
+from ..observability.metrics import Metrics
+from ..storage.database import Database, copies
+from ..storage.errors import StoreUnavailable, Unavailable
+from ..storage.images import ImageStore
+from .fetch import Fetcher, FetchFailed
+from .sources import Refused
+from .verify import NotAnImage, verify
+
+log = logging.getLogger(LOGGER)
+MAX_DELAY = 600  # seconds: the retries' backoff stops doubling there
+POLL = 1.0  # seconds between two looks for due tasks when nothing woke the copiers
+
+
+class Copiers:
+    """`concurrency` copier threads fed by one dispatcher thread, which claims due tasks (a cheap read first,
+    then a claim in a write transaction), hands them out and renews the leases of those still running."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: ImageStore,
+        fetcher: Fetcher,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        lease: float,
+        attempts: int,
+        retry_base: float,
+    ) -> None:
+        self.db, self.store, self.fetcher, self.metrics = db, store, fetcher, metrics
+        self.concurrency, self.lease, self.attempts, self.retry_base = concurrency, lease, attempts, retry_base
+        self._tasks: queue.SimpleQueue[copies.Task | None] = queue.SimpleQueue()
+        self._running: dict[str, copies.Task] = {}  # by lease token: the leases the dispatcher renews
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Copiers:
+        if self.concurrency and not self._threads:
+            self._threads = [threading.Thread(target=self._dispatch, name="copy-dispatcher", daemon=True)]
+            self._threads += [
+                threading.Thread(target=self._copy_loop, name=f"copier-{n}", daemon=True)
+                for n in range(self.concurrency)
+            ]
+            for thread in self._threads:
+                thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Look for tasks now (a completed job was just recorded)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Claim nothing more; the copies under way finish (their leases renewed meanwhile) within `timeout`."""
+        self._stopping.set()
+        self._wake.set()
+        for _ in range(self.concurrency):
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def alive(self) -> bool:
+        return all(thread.is_alive() for thread in self._threads)
+
+    def _dispatch(self) -> None:
+        renewed = time.monotonic()
+        while not self._stopping.is_set() or self._running:  # stopping: claim nothing, keep the leases running
+            try:
+                free = self.concurrency - len(self._running)
+                if not self._stopping.is_set() and free > 0 and copies.due(self.db):
+                    for task in copies.claim(self.db, limit=free, lease=self.lease):
+                        with self._lock:
+                            self._running[task.token] = task
+                        self._tasks.put(task)
+                if self._running and time.monotonic() - renewed > self.lease / 3:
+                    with self._lock:
+                        tokens = list(self._running)
+                    copies.renew(self.db, tokens, lease=self.lease)
+                    renewed = time.monotonic()
+            except Unavailable:
+                pass  # the database does not answer: look again at the next turn
+            except Exception:
+                log.exception("❌ [Image Webhook] Échec du répartiteur des copies", extra={"event": "copy_error"})
+            self._wake.wait(min(POLL, self.lease / 3) * random.uniform(0.8, 1.2))
+            self._wake.clear()
+
+    def _copy_loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                self.copy(task)
+            except Exception:
+                log.exception("❌ [Image Webhook] Échec inattendu d'une copie", extra={"event": "copy_error"})
+            finally:
+                with self._lock:
+                    self._running.pop(task.token, None)
+                self._wake.set()
+
+    def copy(self, task: copies.Task) -> None:
+        """One attempt at one task, ending in exactly one of: stored, queued again, failed, refused."""
+        started = time.perf_counter()
+        if task.attempts > self.attempts:  # its copier died on the last attempt
+            self._end(task, CopyState.FAILED, f"abandonnée après {self.attempts} tentatives", started)
+            return
+        try:
+            size = self._store(task)
+        except Refused as exc:
+            self._end(task, CopyState.REFUSED, str(exc), started)
+        except (FetchFailed, NotAnImage) as exc:
+            self._failed(task, str(exc), exc.permanent, started)
+        except StoreUnavailable as exc:
+            self._failed(task, f"stockage indisponible: {exc}", False, started)
+        else:
+            if size is not None:
+                self.metrics.copied("stored", time.perf_counter() - started, size)
+
+    def _store(self, task: copies.Task) -> int | None:
+        with tempfile.NamedTemporaryFile(prefix="image-copy-") as file:
+            fetched = self.fetcher.fetch(task.url, file)
+            file.flush()
+            verified = verify(Path(file.name), fetched.size, task.claims)
+            if not copies.hashed(self.db, task, fetched.sha256):
+                return None  # the lease ran out and another copier has the task: it will record the end
+            self.store.put(image_key(fetched.sha256, verified.content_type), Path(file.name), verified.content_type)
+            self.store.put_bytes(thumbnail_key(fetched.sha256), verified.thumbnail, "image/webp")
+        stored = copies.StoredFile(
+            fetched.sha256, fetched.size, verified.content_type, verified.width, verified.height, verified.mismatches
+        )
+        if not copies.stored(self.db, task, stored):
+            return None
+        extra = {"event": "image_stored", "job_id": task.job_id}
+        log.info(
+            "ℹ️ [Image Webhook] Image copiée: %s n°%d (%d octets, %s)",
+            task.job_id,
+            task.position,
+            fetched.size,
+            verified.content_type,
+            extra=extra,
+        )
+        if verified.mismatches:
+            said = ", ".join(f"{m.field} {m.actual} (annoncé {m.claimed})" for m in verified.mismatches)
+            log.warning(
+                "⚠️ [Image Webhook] Image différente de sa description: %s n°%d: %s",
+                task.job_id,
+                task.position,
+                said,
+                extra={**extra, "event": "image_mismatch"},
+            )
+        return fetched.size
+
+    def _failed(self, task: copies.Task, reason: str, permanent: bool, started: float) -> None:
+        if permanent or task.attempts >= self.attempts:
+            self._end(task, CopyState.FAILED, reason, started)
+            return
+        delay = min(MAX_DELAY, self.retry_base * 2 ** (task.attempts - 1)) * random.uniform(0.5, 1.0)
+        if copies.ended(self.db, task, CopyState.QUEUED, reason, retry_in=delay):
+            self.metrics.copied("retried", time.perf_counter() - started)
+            log.warning(
+                "⚠️ [Image Webhook] Échec de copie (tentative %d/%d, nouvel essai dans %.0f s): %s n°%d: %s",
+                task.attempts,
+                self.attempts,
+                delay,
+                task.job_id,
+                task.position,
+                reason,
+                extra={"event": "copy_retry", "job_id": task.job_id},
+            )
+
+    def _end(self, task: copies.Task, state: CopyState, reason: str, started: float) -> None:
+        if not copies.ended(self.db, task, state, reason):
+            return
+        self.metrics.copied(state.value, time.perf_counter() - started)
+        refused = state is CopyState.REFUSED
+        line = "⚠️ [Image Webhook] Copie refusée" if refused else "❌ [Image Webhook] Copie abandonnée"
+        log.log(
+            logging.WARNING if refused else logging.ERROR,
+            line + ": %s n°%d: %s",
+            task.job_id,
+            task.position,
+            reason,
+            extra={"event": f"copy_{state.value}", "job_id": task.job_id},
+        )
