@@ -103,3 +103,10 @@ def worker_exit(server, worker):
     from image_webhook import shutdown
 
     shutdown(getattr(worker, "wsgi", None))
+
+
+def post_worker_init(worker):
+    """The worker serves: its image copiers start (a command's create_app() starts none)."""
+    from image_webhook import start_copiers
+
+    start_copiers(worker.wsgi)

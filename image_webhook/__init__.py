@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-__all__ = ["create_app", "shutdown"]
+__all__ = ["create_app", "shutdown", "start_copiers"]
 
 
 def create_app(
@@ -59,6 +59,15 @@ def create_app(
         extra={"event": "ready"},
     )
     return app
+
+
+def start_copiers(app: Flask | None) -> None:
+    """Start the app's image copiers, where it serves requests (gunicorn's worker, once it is up)."""
+    from .service import EXTENSION
+
+    service = app.extensions.get(EXTENSION) if isinstance(app, Flask) else None
+    if service is not None and service.copiers is not None:
+        service.copiers.start()
 
 
 def shutdown(app: Flask | None) -> None:

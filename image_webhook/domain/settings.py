@@ -211,4 +211,11 @@ def startup_warnings(settings: Settings) -> list[str]:
         warnings.append("JOBS_API_TOKENS is empty: the read API (/api/jobs) answers 401 to every call")
     if settings.production and settings.dashboard and not settings.dashboard_users:
         warnings.append("DASHBOARD_USERS is empty: the /jobs page answers 401 (DASHBOARD=off turns it off)")
+    if settings.database_url and not settings.image_sources:
+        warnings.append("IMAGE_SOURCES is empty: no image is copied, every copy is refused (docs/images.md)")
+    if settings.database_url.startswith(("postgresql://", "postgres://")) and settings.image_store.startswith("file:"):
+        warnings.append(
+            "IMAGE_STORE is a local directory while DATABASE_URL is PostgreSQL: several hosts need an S3 store "
+            "(IMAGE_STORE=s3://bucket/prefix), or each serves only the images it copied"
+        )
     return warnings

@@ -138,7 +138,7 @@ def _maintenance(
     chores = []
     if db is not None:
         delivery_days, job_days = settings.delivery_retention_days, settings.job_retention_days
-        release = _release(images) if images is not None else None
+        release = file_release(images) if images is not None else None
         chores.append(lambda: retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release))
     if not memory and not chores:
         return None
@@ -150,7 +150,7 @@ def _maintenance(
     )
 
 
-def _release(images: ImageStore) -> Callable[[str, str], None]:
+def file_release(images: ImageStore) -> Callable[[str, str], None]:
     """What retention calls for a file no copy names any more: the file and its thumbnail are deleted."""
 
     def release(sha256: str, content_type: str) -> None:

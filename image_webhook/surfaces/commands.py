@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from ..domain.settings import ConfigError
 from ..domain.values import Status
 from ..service import service
+from ..service.assembly import file_release
 from ..storage.database import Database, deliveries, jobs, retention
 from ..storage.errors import DatabaseUnavailable
 
@@ -26,8 +27,11 @@ jobs_commands = AppGroup("jobs", help="The recorded jobs and their deliveries.")
 
 
 def register(app: Flask) -> None:
+    from .image_commands import images_commands
+
     app.cli.add_command(db_commands)
     app.cli.add_command(jobs_commands)
+    app.cli.add_command(images_commands)
 
 
 def one_line_errors(factory: Callable[..., Flask]) -> Callable[..., Flask]:
@@ -170,6 +174,8 @@ def purge(db: Database, deliveries_days: float | None, jobs_days: float | None) 
     settings = service().settings
     delivery_days = deliveries_days or settings.delivery_retention_days
     job_days = jobs_days or settings.job_retention_days
-    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days)
+    images = service().images
+    release = file_release(images) if images is not None else None
+    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release)
     click.echo(f"{removed[0]} livraison(s) de plus de {delivery_days:g} jour(s) supprimée(s)")
     click.echo(f"{removed[1]} job(s) de plus de {job_days:g} jour(s) supprimé(s)")
