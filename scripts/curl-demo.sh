@@ -18,9 +18,37 @@ TOKEN="${TOKEN%%[ ,]*}"
 JOB="demo-$(date +%s)-$$"
 NOW="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-if ! curl -s -o /dev/null "$URL/"; then
+if ! curl -s -o /dev/null "$URL/healthz"; then
   echo "No service answers at $URL: start it with 'make run' in another terminal." >&2
   exit 1
+fi
+
+# The backend serves its images at http://localhost:9006 (the specification's address, IMAGE_SOURCES's default
+# in development): this demo plays that part while it runs, with two small real PNGs the service copies.
+IMAGES_DIR="$(mktemp -d)"
+IMAGES_PID=""
+cleanup() { [ -n "$IMAGES_PID" ] && kill "$IMAGES_PID" 2>/dev/null; rm -rf "$IMAGES_DIR"; }
+trap cleanup EXIT
+python3 - "$IMAGES_DIR" <<'PY'
+import struct, sys, zlib
+def png(path, size, tint):
+    rows = b"".join(b"\0" + bytes(v for x in range(size) for v in ((x * 255 // size), (y * 255 // size), tint))
+                    for y in range(size))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+                  + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+png(sys.argv[1] + "/cat-1.png", 512, 200)
+png(sys.argv[1] + "/cat-2.png", 384, 60)
+PY
+SIZE_1=$(wc -c < "$IMAGES_DIR/cat-1.png"); SIZE_2=$(wc -c < "$IMAGES_DIR/cat-2.png")
+if curl -s -o /dev/null "http://localhost:9006/"; then
+  echo "(something already answers on localhost:9006: the demo's images are served by it, or not at all)"
+else
+  python3 -m http.server 9006 --bind 127.0.0.1 --directory "$IMAGES_DIR" >/dev/null 2>&1 &
+  IMAGES_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:9006/" && break; sleep 0.1; done
 fi
 
 pretty() { python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), ensure_ascii=False, indent=2))' 2>/dev/null || cat; }
@@ -74,8 +102,10 @@ COMPLETED='{
   "job_id": "'"$JOB"'", "status": "completed", "timestamp": "'"$NOW"'", "environment": "development",
   "data": {
     "job_id": "'"$JOB"'",
-    "images": [{"file_path": "./test.png", "url": "http://localhost:9006/test.png", "description": "Image de test",
-                "format": "PNG", "size_bytes": 1024000, "dimensions": "1024x1024"}],
+    "images": [{"file_path": "./cat-1.png", "url": "http://localhost:9006/cat-1.png", "description": "Image de test",
+                "format": "PNG", "size_bytes": '"$SIZE_1"', "dimensions": "512x512"},
+               {"file_path": "./cat-2.png", "url": "http://localhost:9006/cat-2.png", "description": "Variante",
+                "format": "PNG", "size_bytes": '"$SIZE_2"', "dimensions": "384x384"}],
     "metadata": {"model_name": "gemini-2.0-flash-exp", "version": "latest", "generation_time_seconds": 10.5,
                  "input_tokens": 30, "output_size_bytes": 1024000, "timestamp": "'"$NOW"'"},
     "status": "COMPLETED", "generated_at": "'"$NOW"'"
@@ -98,8 +128,14 @@ post "400:Données d'images manquantes" "5. completed without images" '{"job_id"
 post "400:JSON invalide" "6. bad JSON" '{"job_id": "broken",'
 # a wrong secret is a 401 whenever the service checks a WEBHOOK_SECRET (the one this script read from the
 # environment or .env); in development without one, any header passes
-WRONG_EXPECTED=200; [ -n "$SECRET" ] && WRONG_EXPECTED=401
-SECRET="wrong-secret" SIGNING="" post "$WRONG_EXPECTED" "7. wrong secret" "${COMPLETED//$JOB/$JOB-secret}"
+if [ -n "$SECRET" ]; then
+  SECRET="wrong-secret" SIGNING="" post 401 "7. wrong secret: refused (401), WEBHOOK_SECRET is set" \
+    "${COMPLETED//$JOB/$JOB-secret}"
+else
+  SECRET="wrong-secret" SIGNING="" post 200 \
+    "7. wrong secret: accepted (200) by design, development without WEBHOOK_SECRET checks none (production refuses)" \
+    "${COMPLETED//$JOB/$JOB-secret}"
+fi
 if [ -n "$SIGNING" ]; then
   echo "(requests 1-6 were signed with WEBHOOK_SIGNING_SECRET, Standard Webhooks style)"
 fi
@@ -108,7 +144,25 @@ if [ -z "$STATELESS" ]; then
   api '200:"status":"completed"' "8. the application reads its job back (GET /api/jobs/$JOB)" "/api/jobs/$JOB"
   api "200:$JOB-next" "9. and lists the jobs, newest first (GET /api/jobs?limit=5)" "/api/jobs?limit=5"
   api "200:$JOB" "10. a user's jobs (GET /api/jobs?user_id=demo-user)" "/api/jobs?user_id=demo-user&limit=5"
-  echo "Watch the jobs: $URL/jobs"
+  echo "── 11. the service copies the job's images into its own store (GET /api/jobs/$JOB, copies)"
+  auth=(); [ -n "$TOKEN" ] && auth=(-H "Authorization: Bearer $TOKEN")
+  states=""
+  for _ in $(seq 100); do
+    states="$(curl -s "${auth[@]}" "$URL/api/jobs/$JOB" | python3 -c 'import json, sys
+print(" ".join(copy["state"] for copy in json.load(sys.stdin).get("copies", [])))' 2>/dev/null)"
+    [[ "$states" == "stored stored" || "$states" == *failed* || "$states" == *refused* ]] && break
+    sleep 0.2
+  done
+  echo "copies: ${states:-none}"
+  if [ "$states" != "stored stored" ]; then
+    echo "!! expected both images stored (IMAGE_SOURCES must allow http://localhost:9006: the development default)"
+    FAILED+=("11. the copies")
+  else
+    api "200" "12. the first image, served by the service itself (GET /api/jobs/$JOB/images/0)" \
+      "/api/jobs/$JOB/images/0" -o /dev/null
+  fi
+  echo
+  echo "Watch the jobs, their thumbnails and the monitoring: $URL/jobs"
 fi
 
 if [ ${#FAILED[@]} -gt 0 ]; then

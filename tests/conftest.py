@@ -97,13 +97,15 @@ def store_config(backend, database_url, request):
 
 
 @pytest.fixture
-def make_app(clock, store_config):
+def make_app(clock, store_config, tmp_path):
     """Build apps from settings and test seams, never from the developer's environment; stop their threads."""
     apps = []
+    images = {"IMAGE_STORE": f"file://{tmp_path / 'images'}"}  # never the checkout's instance folder
 
     def make(job_handler=None, **config):
         seams = {"job_handler": job_handler} if job_handler else {}
-        app = create_app({"APP_ENV": "development", **store_config, **config}, environ={}, clock=clock, **seams)
+        settings = {"APP_ENV": "development", **store_config, **images, **config}
+        app = create_app(settings, environ={}, clock=clock, **seams)
         apps.append(app)
         return app
 

@@ -36,10 +36,10 @@ def status(db: Database, job_id: str) -> None:
 @click.argument("job_id")
 @with_database()
 def retry(db: Database, job_id: str) -> None:
-    """Remettre en file les copies échouées du job, toutes leurs tentatives rendues."""
+    """Remettre en file les copies échouées ou refusées du job, toutes leurs tentatives rendues."""
     if jobs.find(db, job_id) is None:
         raise Failure(f"Job inconnu: {job_id}")
-    click.echo(f"{copies.retry(db, job_id)} copie(s) échouée(s) remise(s) en file")
+    click.echo(f"{copies.retry(db, job_id)} copie(s) échouée(s) ou refusée(s) remise(s) en file")
 
 
 @images_commands.command("work")

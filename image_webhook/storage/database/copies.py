@@ -124,7 +124,8 @@ def ended(db: Database, task: Task, state: CopyState, error: str, *, retry_in: f
 
 
 def retry(db: Database, job_id: str) -> int:
-    """Queue a job's failed copies again, with every attempt given back; return how many."""
+    """Queue a job's failed and refused copies again (the source is back, IMAGE_SOURCES was fixed), with every
+    attempt given back; return how many."""
     values = {"job_id": job_id, "now": utc_now()}
     return int(db.write(lambda connection: connection.execute(db.sql(RETRY), values).rowcount))
 
@@ -210,7 +211,7 @@ lease_until = NULL, lease_token = NULL, updated_at = :now WHERE lease_token = :t
 ENDED = """UPDATE image_copies SET state = :state, last_error = :error, due_at = :due, sha256 = NULL,
 lease_until = NULL, lease_token = NULL, updated_at = :now WHERE lease_token = :token AND state = 'copying'"""
 RETRY = """UPDATE image_copies SET state = 'queued', attempts = 0, due_at = :now, updated_at = :now
-WHERE job_id = :job_id AND state = 'failed'"""
+WHERE job_id = :job_id AND state IN ('failed', 'refused')"""
 _COPY_COLUMNS = "state, attempts, last_error, sha256, bytes, content_type, width, height, verified, mismatches"
 FOR_JOB = f"""SELECT {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id = :job_id ORDER BY position"""
 FOR_JOBS = f"""SELECT job_id, {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id IN ({{names}})
