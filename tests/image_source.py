@@ -27,6 +27,7 @@ class ImageSource:
         self.port = port or free_port()
         self.files: dict[str, tuple[bytes, str]] = {}
         self.redirects: dict[str, str] = {}
+        self.unsized: set[str] = set()  # paths answered without Content-Length, ended by closing the connection
         self.requests: list[str] = []
         self.connections = 0
         self.hold = threading.Event()  # set: transfers stop half-way until `release` is set
@@ -69,7 +70,11 @@ class ImageSource:
                 data, content_type = source.files[self.path]
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
+                if self.path in source.unsized:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if source.hold.is_set():
                     self.wfile.write(data[: len(data) // 2])

@@ -276,7 +276,9 @@ def test_retention_removes_purged_files_and_keeps_shared_ones(copying, source, t
     client.post(URL, json=completed("job-new", (source.add("/s2.png", shared), {})))
     copies_of(client, "job-new")
     db = app.extensions[EXTENSION].db
-    db.write(lambda c: c.execute(db.sql("UPDATE jobs SET created_at = '2000-01-01T00:00:00+00:00' WHERE job_id = 'job-old'")))
+    db.write(
+        lambda c: c.execute(db.sql("UPDATE jobs SET created_at = '2000-01-01T00:00:00+00:00' WHERE job_id = 'job-old'"))
+    )
     result = app.test_cli_runner().invoke(args=["jobs", "purge", "--jobs-days", "30"])
     assert result.exit_code == 0, result.output
     kept = sorted(p.read_bytes() for p in (tmp_path / "images").rglob("*.png"))
