@@ -14,7 +14,7 @@ from ..domain.images import CopyState, image_key, thumbnail_key
 from ..observability.logs import LOGGER
 from ..observability.metrics import Metrics
 from ..storage.database import Database, copies
-from ..storage.errors import StoreUnavailable, Unavailable
+from ..storage.errors import ImageStoreUnavailable, Unavailable
 from ..storage.images import ImageStore
 from .fetch import Fetcher, FetchFailed
 from .sources import Refused
@@ -123,8 +123,8 @@ class Copiers:
             self._end(task, CopyState.REFUSED, str(exc), started)
         except (FetchFailed, NotAnImage) as exc:
             self._failed(task, str(exc), exc.permanent, started)
-        except StoreUnavailable as exc:
-            self._failed(task, f"stockage indisponible: {exc}", False, started)
+        except ImageStoreUnavailable as exc:
+            self._failed(task, str(exc), False, started)
         else:
             if size is not None:
                 self.metrics.copied("stored", time.perf_counter() - started, size)
