@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: help run test lint migrate curl-demo soak bench bench-workers bench-api bench-redis clean
+.PHONY: help run test lint migrate curl-demo soak bench bench-workers bench-api bench-images bench-redis clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -56,6 +56,9 @@ bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against pl
 
 bench-api: $(VENV)/.bench ## ~3 min: the read API against a bare read, 304 against 200, pages among 1,000,000 jobs
 	$(BIN)/python -m bench.api
+
+bench-images: $(VENV)/.bench ## ~3 min: the webhook with copies busy against copies off, copies/s against a bare loop, serving against send_file
+	$(BIN)/python -m bench.images
 
 bench-redis: $(VENV)/.bench ## the stateless mode: memory store with 1 worker against Redis with 2 x cores + 1 workers
 	@command -v redis-server >/dev/null || ($(APT) update -qq && $(APT) install -y -qq redis-server)
