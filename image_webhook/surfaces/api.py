@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import NotFound
 
+from ..domain.images import CopyState
 from ..domain.notifications import MAX_JOB_ID
 from ..domain.values import Status
 from ..intake.auth import Challenge
@@ -33,7 +36,7 @@ def authenticate() -> None:
 @bp.get("/<job_id>")
 def show(job_id: str) -> Response:
     """One job; an ETag on every answer, and 304 for a client that already has this version."""
-    return conditional(jsonify(find_job(_db(), job_id)))
+    return conditional(jsonify(_shown(find_job(_db(), job_id))))
 
 
 @bp.get("")
@@ -53,7 +56,9 @@ def list_jobs() -> Response:
         filters["since"] = _since(request.args["since"])
     limit = limit_value(request.args.get("limit"), DEFAULT_LIMIT)
     found, after = jobs.page(_db(), filters, limit=limit, after=read_cursor(request.args.get("cursor")))
-    return conditional(jsonify(jobs=found, next_cursor=encode_cursor(after) if after else None))
+    return conditional(
+        jsonify(jobs=[_shown(job) for job in found], next_cursor=encode_cursor(after) if after else None)
+    )
 
 
 @bp.put("/<job_id>")
@@ -66,7 +71,7 @@ def register(job_id: str) -> Response:
     components.validator.validate_registration(body)
     owner = {name: body.get(name) for name in ("user_id", "organization_id", "prompt")}
     created = jobs.register(_db(), job_id, owner)
-    return conditional(jsonify(jobs.find(_db(), job_id)), status=201 if created else 200)
+    return conditional(jsonify(_shown(jobs.find(_db(), job_id))), status=201 if created else 200)
 
 
 @bp.get("/<job_id>/deliveries")
@@ -91,6 +96,15 @@ def image(job_id: str, position: int) -> Response:
 def thumbnail(job_id: str, position: int) -> Response:
     """Its thumbnail: WebP, longest side 256 pixels."""
     return serve(_db(), job_id, position, thumbnail=True)
+
+
+def _shown(job: Any) -> Any:
+    """The job with the service's own addresses of its stored images (`url`, `thumbnail_url`; null until stored)."""
+    for position, copy in enumerate(job["copies"]):
+        stored = copy["state"] == CopyState.STORED
+        copy["url"] = url_for(".image", job_id=job["job_id"], position=position) if stored else None
+        copy["thumbnail_url"] = url_for(".thumbnail", job_id=job["job_id"], position=position) if stored else None
+    return job
 
 
 def _db() -> Database:
