@@ -177,8 +177,9 @@ def stack(tmp_path_factory, certificate):
 
 def test_webhook_over_https(stack):
     """The spec's completed notification through the front answers 200 with the spec's body, over TLS 1.2+ with
-    HSTS and no nginx version, and its delivery is recorded with the client's address, not the front's."""
-    _, front = stack
+    HSTS and no nginx version, and its delivery is recorded (and access-logged) with the client's address,
+    not the front's."""
+    server, front = stack
     job_id = f"front-{uuid.uuid4().hex}"
     status, headers, body = deliver(front, job_id)
     assert status == 200, body
@@ -193,6 +194,7 @@ def test_webhook_over_https(stack):
     with front.tls() as sock:
         assert sock.version() in ("TLSv1.2", "TLSv1.3")
     assert recorded_addresses(front, job_id) == [CLIENT]
+    assert any(CLIENT in line and URL in line for line in server.settled_output().splitlines())
 
 
 def test_forged_forwarded_for_through_the_front_is_replaced(stack):
