@@ -25,10 +25,16 @@ wsgi_app = "app:create_app()"
 # connections and the threads live in the process that serves the requests, never inherited.
 preload_app = False
 
-# Server socket: the spec's backend posts to port 3000. Development listens on loopback only;
-# production on every interface, behind the HTTPS proxy the spec requires. --bind still overrides.
-_host = "0.0.0.0" if settings.production else "127.0.0.1"
-bind = [f"{_host}:{settings.port}"]
+# Server socket: the spec's backend posts to port 3000. HOST: loopback in development, every interface
+# in production, behind the HTTPS front the spec requires (HOST=127.0.0.1 when the front is on this
+# machine: then nothing reaches gunicorn but the front). --bind still overrides.
+_host = settings.host.strip("[]")  # an IPv6 address is bracketed in an address:port
+bind = [f"[{_host}]:{settings.port}" if ":" in _host else f"{_host}:{settings.port}"]
+
+# Whose forwarding headers are believed: the front's address only (docs/deploy.md). gunicorn uses it for
+# X-Forwarded-Proto (wsgi.url_scheme) and leaves REMOTE_ADDR as the socket's peer; the application puts
+# the front's X-Forwarded-For there, from these peers only (image_webhook/surfaces/forwarded.py).
+forwarded_allow_ips = settings.forwarded_allow_ips
 
 # Worker processes follow what decides "exactly once". A database (the default) or Redis decide for
 # every worker and machine: 2 x cores + 1 workers by default. Without either (DATABASE_URL empty, the

@@ -34,9 +34,12 @@ def create_app(
     from .service.assembly import build_service
     from .surfaces import api, commands, errors, ops, pages, webhook
     from .surfaces.application import WebhookFlask, track_requests
+    from .surfaces.forwarded import TrustedForwarded
 
     settings = load_settings(config, environ)
     app = WebhookFlask(__name__, static_folder=None, template_folder=None)  # the page's blueprint serves them
+    # the client's address behind the HTTPS front, believed from FORWARDED_ALLOW_IPS only (docs/deploy.md)
+    app.wsgi_app = TrustedForwarded(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
     log = logs.configure(settings.log_level, settings.log_format)
     for warning in startup_warnings(settings):
         log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
