@@ -1,0 +1,1 @@
+"""Copying: the images a notification names, fetched from the sources IMAGE_SOURCES allows."""
