@@ -10,6 +10,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ..domain.parsers import origin_text
 from . import addresses
 
 if TYPE_CHECKING:
@@ -35,9 +36,7 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def origin(scheme: str, host: str, port: int) -> str:
-    """`scheme://host:port` written as parsers.origins writes IMAGE_SOURCES (IPv6 hosts in brackets)."""
-    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+origin = origin_text  # one spelling of an origin, for the settings and for the URLs compared with them
 
 
 @dataclass(frozen=True, slots=True)

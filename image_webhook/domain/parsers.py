@@ -111,10 +111,13 @@ def origins(name: str, value: Any) -> tuple[str, ...]:
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConfigError(f"{name} takes origins without a path; {origin!r} has one")
         scheme = parts.scheme.lower()
-        port = port or (443 if scheme == "https" else 80)
-        host = parts.hostname.lower()
-        normalised.append(f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}")
+        normalised.append(origin_text(scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)))
     return tuple(normalised)
+
+
+def origin_text(scheme: str, host: str, port: int) -> str:
+    """An origin as IMAGE_SOURCES holds it and a URL's is compared with it: `scheme://host:port`, IPv6 in brackets."""
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 def store_url(name: str, value: Any) -> str:
