@@ -332,6 +332,7 @@ class SeaweedServer:
         ports = {name: free_port() for name in names}
         command = [
             str(WEED),
+            "-logtostderr",  # into weed.log, not glog's files in /tmp
             "mini",
             f"-dir={data}",
             "-ip=127.0.0.1",
