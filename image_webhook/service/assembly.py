@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ..domain.settings import Settings
 from ..intake.auth import Authenticator, BasicUsers, BearerTokens
 from ..intake.body import BodyDeadlines
-from ..intake.openapi import bundled_document
+from ..intake.openapi import served_document
 from ..intake.validation import PayloadValidator
 from ..observability.metrics import Metrics
 from ..recording import Recorder
@@ -62,7 +62,7 @@ def build_service(
         messages=messages,
         deadlines=BodyDeadlines(settings.body_timeout),
         metrics=metrics,
-        openapi=bundled_document(schemas=validator.schemas),
+        openapi=served_document(settings, schemas=validator.schemas),
         db=db,
         maintenance=_maintenance(settings, metrics, (jobs, messages), db),
     )
