@@ -11,7 +11,7 @@ from ..domain.images import image_key, thumbnail_key
 from ..domain.settings import Settings
 from ..intake.auth import Authenticator, BasicUsers, BearerTokens
 from ..intake.body import BodyDeadlines
-from ..intake.openapi import bundled_document
+from ..intake.openapi import served_document
 from ..intake.validation import PayloadValidator
 from ..observability.metrics import Metrics
 from ..recording import Recorder
@@ -69,7 +69,7 @@ def build_service(
         messages=messages,
         deadlines=BodyDeadlines(settings.body_timeout),
         metrics=metrics,
-        openapi=bundled_document(schemas=validator.schemas),
+        openapi=served_document(settings, schemas=validator.schemas),
         db=db,
         maintenance=_maintenance(settings, metrics, (jobs, messages), db, images),
         images=images,
