@@ -32,7 +32,7 @@ def create_app(
     from .observability import logs
     from .service import EXTENSION
     from .service.assembly import build_service
-    from .surfaces import api, commands, errors, ops, pages, webhook
+    from .surfaces import api, commands, errors, image_commands, ops, pages, webhook
     from .surfaces.application import WebhookFlask, track_requests
     from .surfaces.forwarded import TrustedForwarded
 
@@ -52,6 +52,7 @@ def create_app(
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)  # /jobs: the page, its JSON views and the static files (HTTP Basic in production)
     commands.register(app)  # the operators' commands: flask --app app db|jobs ...
+    image_commands.register(app)  # ... and images
     service.start()  # gunicorn imports the app in each worker after the fork: each worker runs its own threads
     log.info(
         "ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss, base de données %s",

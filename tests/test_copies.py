@@ -54,6 +54,14 @@ def until(read, done, timeout=15):
     return value
 
 
+def get(client, path, **kwargs):
+    """A GET whose response (a stored file, streamed) is read and closed."""
+    response = client.get(path, **kwargs)
+    response.get_data()
+    response.close()
+    return response
+
+
 def copies_of(client, job_id, settled=True, timeout=15):
     """The job's copies once none is queued or copying (or at once when not `settled`)."""
 
@@ -80,13 +88,13 @@ def test_each_image_is_stored_verified_and_served_as_the_source_has_it(copying, 
     found = copies_of(client, "job-four")
     assert [c["state"] for c in found] == ["stored"] * 4
     for n, (_, data, kind) in enumerate(files):
-        image = client.get(f"/api/jobs/job-four/images/{n}")
+        image = get(client, f"/api/jobs/job-four/images/{n}")
         assert image.status_code == 200 and image.data == data and image.mimetype == kind
         assert image.headers["Cache-Control"] == "private, max-age=31536000, immutable"
         assert found[n]["bytes"] == len(data) and found[n]["verified"] is True and found[n]["mismatches"] == []
-        thumbnail = Image.open(io.BytesIO(client.get(f"/api/jobs/job-four/images/{n}/thumbnail").data))
+        thumbnail = Image.open(io.BytesIO(get(client, f"/api/jobs/job-four/images/{n}/thumbnail").data))
         assert thumbnail.format == "WEBP" and max(thumbnail.size) <= 256
-    assert max(Image.open(io.BytesIO(client.get("/api/jobs/job-four/images/3/thumbnail").data)).size) == 256
+    assert max(Image.open(io.BytesIO(get(client, "/api/jobs/job-four/images/3/thumbnail").data)).size) == 256
 
 
 def test_a_stored_image_answers_304_and_ranges(copying, source):
@@ -95,10 +103,10 @@ def test_a_stored_image_answers_304_and_ranges(copying, source):
     data = image_bytes("PNG", (200, 200))
     client.post(URL, json=completed("job-etag", (source.add("/e.png", data), {})))
     digest = copies_of(client, "job-etag")[0]["sha256"]
-    first = client.get("/api/jobs/job-etag/images/0")
+    first = get(client, "/api/jobs/job-etag/images/0")
     assert first.headers["ETag"] == f'"{digest}"'
-    assert client.get("/api/jobs/job-etag/images/0", headers={"If-None-Match": f'"{digest}"'}).status_code == 304
-    part = client.get("/api/jobs/job-etag/images/0", headers={"Range": "bytes=0-9"})
+    assert get(client, "/api/jobs/job-etag/images/0", headers={"If-None-Match": f'"{digest}"'}).status_code == 304
+    part = get(client, "/api/jobs/job-etag/images/0", headers={"Range": "bytes=0-9"})
     assert part.status_code == 206 and part.data == data[:10]
 
 
@@ -106,11 +114,11 @@ def test_an_image_not_copied_yet_is_a_404_with_its_copy(make_app, source):
     """Before any copier ran: 404 "Image non copiée" with the copy's state; an unknown index or job: 404."""
     client = make_app(IMAGE_SOURCES=source.origin).test_client()
     client.post(URL, json=completed("job-wait", (source.add("/w.png", image_bytes()), {})))
-    waiting = client.get("/api/jobs/job-wait/images/0")
+    waiting = get(client, "/api/jobs/job-wait/images/0")
     assert waiting.status_code == 404
     assert waiting.get_json()["message"] == "Image non copiée" and waiting.get_json()["copy"]["state"] == "queued"
-    assert client.get("/api/jobs/job-wait/images/1").get_json()["message"].startswith("Image inconnue")
-    assert client.get("/api/jobs/nobody/images/0").get_json()["message"] == "Job inconnu"
+    assert get(client, "/api/jobs/job-wait/images/1").get_json()["message"].startswith("Image inconnue")
+    assert get(client, "/api/jobs/nobody/images/0").get_json()["message"] == "Job inconnu"
     assert source.requests == []  # nothing fetched: the webhook never waits for a copy
 
 

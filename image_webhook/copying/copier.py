@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from ..domain.images import CopyState, image_key, thumbnail_key
 from ..observability.logs import LOGGER
@@ -131,7 +132,7 @@ class Copiers:
 
     def _store(self, task: copies.Task) -> int | None:
         with tempfile.NamedTemporaryFile(prefix="image-copy-") as file:
-            fetched = self.fetcher.fetch(task.url, file)
+            fetched = self.fetcher.fetch(task.url, cast(BinaryIO, file))
             file.flush()
             verified = verify(Path(file.name), fetched.size, task.claims)
             if not copies.hashed(self.db, task, fetched.sha256):

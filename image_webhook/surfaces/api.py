@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..domain.images import CopyState
 from ..domain.notifications import MAX_JOB_ID
@@ -87,13 +88,13 @@ def deliveries(job_id: str) -> Response:
 
 
 @bp.get("/<job_id>/images/<int(max=99):position>")
-def image(job_id: str, position: int) -> Response:
+def image(job_id: str, position: int) -> BaseResponse:
     """The stored copy of the job's image at `position` (from 0), as the service keeps it."""
     return serve(_db(), job_id, position, thumbnail=False)
 
 
 @bp.get("/<job_id>/images/<int(max=99):position>/thumbnail")
-def thumbnail(job_id: str, position: int) -> Response:
+def thumbnail(job_id: str, position: int) -> BaseResponse:
     """Its thumbnail: WebP, longest side 256 pixels."""
     return serve(_db(), job_id, position, thumbnail=True)
 

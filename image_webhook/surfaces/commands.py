@@ -27,11 +27,8 @@ jobs_commands = AppGroup("jobs", help="The recorded jobs and their deliveries.")
 
 
 def register(app: Flask) -> None:
-    from .image_commands import images_commands
-
     app.cli.add_command(db_commands)
     app.cli.add_command(jobs_commands)
-    app.cli.add_command(images_commands)
 
 
 def one_line_errors(factory: Callable[..., Flask]) -> Callable[..., Flask]:

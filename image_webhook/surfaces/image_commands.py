@@ -7,6 +7,7 @@ import signal
 import threading
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
 
 from ..service import service
@@ -14,6 +15,10 @@ from ..storage.database import Database, copies, jobs
 from .commands import Failure, with_database
 
 images_commands = AppGroup("images", help="Les copies des images: leur état, un nouvel essai, les copieurs.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(images_commands)
 
 
 @images_commands.command("status")

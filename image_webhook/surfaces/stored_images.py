@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, send_file
+from flask import redirect, send_file
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
 
 from ..domain.images import CopyState, image_key, thumbnail_key
 from ..domain.values import Outcome
