@@ -62,11 +62,11 @@ def get(client, path, **kwargs):
     return response
 
 
-def copies_of(client, job_id, settled=True, timeout=15):
+def copies_of(client, job_id, settled=True, timeout=15, headers=None):
     """The job's copies once none is queued or copying (or at once when not `settled`)."""
 
     def read():
-        found = client.get(f"/api/jobs/{job_id}").get_json()["copies"]
+        found = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()["copies"]
         return found if not settled or all(c["state"] not in ("queued", "copying") for c in found) else None
 
     if not settled:
@@ -218,11 +218,13 @@ def test_production_without_image_sources_refuses_every_copy(copying, source):
     """IMAGE_SOURCES unset in production: each copy is refused, and nothing is fetched."""
     from tests.payloads import SECRET
 
-    app = copying(APP_ENV="production", WEBHOOK_SECRET=SECRET, IMAGE_SOURCES="")
+    app = copying(APP_ENV="production", WEBHOOK_SECRET=SECRET, IMAGE_SOURCES="", JOBS_API_TOKENS="reader-token")
     client = app.test_client()
     body = completed("job-prod", (source.add("/prod.png", image_bytes()), {}))
     assert client.post(URL, json=body, headers={"X-Webhook-Secret": SECRET}).status_code == 200
-    assert copies_of(client, "job-prod")[0]["state"] == "refused"
+    reader = {"Authorization": "Bearer reader-token"}
+    assert copies_of(client, "job-prod", headers=reader)[0]["state"] == "refused"
+    assert get(client, "/api/jobs/job-prod/images/0").status_code == 401  # the read API's tokens, as for the job
     assert source.connections == 0
 
 
@@ -295,23 +297,22 @@ def test_retention_removes_purged_files_and_keeps_shared_ones(copying, source, t
 
 
 def test_readiness_follows_the_store_not_the_source(copying, source, tmp_path):
-    """/readyz is 200 with the image source down, and 503 when the store cannot be written."""
+    """/readyz is 200 with the image source down, 503 once the store cannot be written, 200 again after."""
+    import shutil
+
     app = copying()
     client = app.test_client()
     source.stop()
     assert client.get("/readyz").status_code == 200
-    (tmp_path / "images").chmod(0o500)
-    blocked = tmp_path / "images" / "blocked"
-    try:
-        import os
-
-        if os.geteuid() == 0:  # root writes anywhere: make the store's root a file instead
-            (tmp_path / "images").chmod(0o750)
-            pytest.skip("the directory permissions do not bind root: tested in test_image_stores")
-        assert client.get("/readyz").status_code == 503
-    finally:
-        (tmp_path / "images").chmod(0o750)
-        assert not blocked.exists()
+    store = tmp_path / "images"
+    shutil.rmtree(store)
+    store.write_text("a file where the store's folder was: no one can write under it, root included")
+    answer = client.get("/readyz")
+    assert (
+        answer.status_code == 503 and answer.get_json()["reason"] == "le stockage des images n'accepte pas d'écriture"
+    )
+    store.unlink()
+    assert client.get("/readyz").status_code == 200
 
 
 def test_copies_are_counted_in_the_metrics(copying, source):
