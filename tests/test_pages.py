@@ -305,20 +305,24 @@ def test_a_job_page_shows_what_arrived_and_what_was_answered(client):
 SIZES = [
     (0, "0 octet"),
     (1, "1 octet"),
-    (1023, "1023 octets"),
-    (1024, "1,0 ko"),
-    (1536, "1,5 ko"),
-    (512 * 1024, "512 ko"),
-    (1024**2 - 1, "1,0 Mo"),  # 1023,999 ko: never "1024 ko"
+    (999, "999 octets"),
+    (1000, "1,0 ko"),
+    (1550, "1,6 ko"),
+    (9_940, "9,9 ko"),
+    (9_960, "10 ko"),
+    (512_000, "512 ko"),
+    (999_999, "1,0 Mo"),  # 999,999 ko: never "1000 ko"
     (2048576, "2,0 Mo"),
-    (int(1.5 * 1024**3), "1,5 Go"),
-    (12 * 1024**4, "12 To"),
+    (1_500_000_000, "1,5 Go"),
+    (12 * 10**12, "12 To"),
+    (3 * 10**15, "3000 To"),
 ]
 
 
 @pytest.mark.parametrize("value, text", SIZES)
 def test_sizes_read_in_french_in_one_base(value, text):
-    """A size is written in octets under 1 ko, then in ko, Mo, Go, To of 1024, with a decimal comma under 10."""
+    """A size is written in octets under 1 ko, then in ko, Mo, Go, To of 1000 (as the plots' size bins), with a
+    decimal comma under 10."""
     assert formats.size(value) == text
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..domain.values import Outcome
 
 MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
-# binary multiples, written as French software writes them (ko, Mo, Go): one base throughout the page
+# decimal multiples (1 ko = 1000 octets), as the monitoring plots' size bins count them: one base on the page
 SIZE_UNITS: tuple[str, ...] = ("ko", "Mo", "Go", "To")
 # what a delivery's row keeps (its outcome column), as the page says it; the stored word stays in a title
 OUTCOMES = {
@@ -78,15 +78,15 @@ def percent(value: Any) -> str:
 
 
 def size(value: Any) -> str:
-    """A size in bytes for people: '512 octets', '512 ko', '2,0 Mo', '1,5 Go' (1 ko = 1024 octets); one
+    """A size in bytes for people: '512 octets', '512 ko', '2,0 Mo', '1,5 Go' (1 ko = 1000 octets); one
     decimal under 10, none above."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         return ""
-    if value < 1024:
+    if value < 1000:
         return f"{value} octet" + ("s" if value > 1 else "")
-    amount, units = value / 1024, SIZE_UNITS
-    while round(amount) >= 1024 and len(units) > 1:  # 1023,7 ko reads as 1,0 Mo, not 1024 ko
-        amount, units = amount / 1024, units[1:]
+    amount, units = value / 1000, SIZE_UNITS
+    while round(amount) >= 1000 and len(units) > 1:  # 999,7 ko reads as 1,0 Mo, not 1000 ko
+        amount, units = amount / 1000, units[1:]
     text = f"{amount:.1f}" if amount < 9.95 else f"{amount:.0f}"
     return f"{text.replace('.', ',')} {units[0]}"
 
