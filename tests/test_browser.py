@@ -1,6 +1,8 @@
-"""/jobs in a real headless Chromium: live progress and thumbnails, no reload, hostile fields inert, a screenshot."""
+"""/jobs in a real headless Chromium: live progress and thumbnails, no reload, hostile fields inert, times in the
+browser's time zone, the offline indicator, the 404 page, a screenshot."""
 
 import os
+import re
 import shutil
 import struct
 import threading
@@ -36,6 +38,7 @@ FLAGS = (
 PWN = "window.__pwned = 1; alert(1)"
 HOSTILE_PROMPT = f'<img src=x onerror="{PWN}"><script>{PWN}</script>'
 HOSTILE_MESSAGE = f'"><svg onload="{PWN}">'
+GREEN, ORANGE = "rgb(46, 157, 91)", "rgb(180, 83, 9)"  # pages.css: --green, --orange
 HOSTILE_MODEL = '<iframe srcdoc="<script>parent.__pwned = 1</script>"></iframe>'
 
 
@@ -220,12 +223,12 @@ def test_hostile_fields_run_no_script(browser, server, pictures):
     post(server, payload(FAILED, f"{job_id}-failed", error_message=HOSTILE_PROMPT, message=HOSTILE_MESSAGE))
 
     browser.get(f"{server.url}/jobs/{job_id}")
-    assert HOSTILE_PROMPT in browser.find_element("css selector", ".facts dd").text
+    assert HOSTILE_PROMPT in browser.find_element("css selector", ".gallery .description").text
     browser.get(server.url + "/jobs")
     until(lambda: row_state(browser, job_id), lambda s: len(s["images"]) == 1, what="the hostile job's thumbnail")
     rows = browser.execute_script('return document.querySelectorAll("tr[data-job-id]").length')
     texts = browser.execute_script(
-        'return [...document.querySelectorAll(".prompt, .model, .text, .error")].map((e) => e.textContent)'
+        'return [...document.querySelectorAll(".description, .model, .text, .error")].map((e) => e.textContent)'
     )
     assert rows == 2 and HOSTILE_PROMPT in texts and HOSTILE_MESSAGE in texts
     assert any(text.startswith(HOSTILE_MODEL) for text in texts)
@@ -247,6 +250,65 @@ def test_hostile_fields_run_no_script(browser, server, pictures):
     assert blocked.startswith("script-src") and browser.execute_script("return window.__inline") is None
 
 
+def test_times_are_shown_in_the_browsers_time_zone(browser, server, pictures):
+    """The job page's times, written in UTC by the server, read in the browser's own time zone (here Kolkata,
+    UTC+5:30) in French, to the second; the UTC text stays in their title."""
+    job_id = f"times-{uuid.uuid4().hex[:8]}"
+    post(server, completed(job_id, pictures, [4], prompt="Un phare", model="imagen-3", seconds=2.0))
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Kolkata"})
+    try:
+        browser.get(f"{server.url}/jobs/{job_id}")
+        ended = 'time[data-local][datetime="2025-10-21T16:45:00Z"]'  # the spec's generated_at, in the backend's UTC
+        read = f"const t = document.querySelector('{ended}'); return t && [t.textContent, t.title];"
+        text, title = until(lambda: browser.execute_script(read), lambda v: v and "UTC " not in v[0] + " ")
+        assert title == "21 oct. 2025 16:45:00 UTC"
+        assert text.startswith("21 oct. 2025") and "22:15:00" in text and "+5:30" in text, text
+        received = browser.execute_script(
+            "return [...document.querySelectorAll('time[data-local]')].map((t) => t.textContent)"
+        )
+        assert all("UTC+5:30" in time and not re.search(r":\d{2}[.,]\d", time) for time in received), received
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
+
+
+def test_offline_does_not_look_live(browser, server):
+    """The live indicator is green only while the feed answers: cut off, it says "hors ligne" in orange, and
+    turns green again once the feed answers."""
+    post(server, payload(PROGRESS, f"offline-{uuid.uuid4().hex[:8]}", status="generating", progress=10))
+    browser.get(server.url + "/jobs")
+    live = browser.find_element("id", "live")
+
+    def indicator():
+        return browser.execute_script("return [arguments[0].textContent, getComputedStyle(arguments[0]).color]", live)
+
+    assert until(indicator, lambda v: v[0].startswith("en direct"))[1] == GREEN
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    try:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+        assert until(indicator, lambda v: v[0] == "hors ligne", what="the indicator")[1] == ORANGE
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+        browser.execute_cdp_cmd("Network.disable", {})
+    assert until(indicator, lambda v: v[0].startswith("en direct"), what="the indicator")[1] == GREEN
+
+
+def test_an_unknown_job_is_a_page_with_its_way_back(browser, server):
+    """/jobs/<unknown> shows a 404 page with the service's header and a link that leads back to /jobs."""
+    from selenium.webdriver.common.by import By
+
+    csp_errors(browser)  # reading the log empties it: what an earlier test left is not this page's
+    browser.get(f"{server.url}/jobs/never-notified")
+    status = browser.execute_script('return performance.getEntriesByType("navigation")[0].responseStatus')
+    assert status == 404
+    assert browser.find_element(By.CSS_SELECTOR, "header.top .brand").text == "Image Webhook"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Job introuvable"
+    browser.find_element(By.ID, "back").click()
+    until(lambda: browser.current_url, lambda url: url == server.url + "/jobs", what="the link back")
+    assert browser.find_element(By.ID, "jobs").is_displayed()
+    assert csp_errors(browser) == []
+
+
 def test_screenshot_of_the_jobs_page(browser, server, pictures, tmp_path):
     """The README's picture: /jobs with real jobs (thumbnails, a failure, a running bar) and the plots."""
     from selenium.webdriver.common.by import By
@@ -261,7 +323,8 @@ def test_screenshot_of_the_jobs_page(browser, server, pictures, tmp_path):
     for job_id, prompt, model, seconds, numbers, user in jobs:
         post(server, payload(PROGRESS, f"job-{job_id}", status="generating", progress=40))
         post(server, completed(f"job-{job_id}", pictures, numbers, prompt=prompt, model=model, seconds=seconds))
-        requests.put(f"{server.url}/api/jobs/job-{job_id}", json={"user_id": user}, timeout=10)
+        owner = {"user_id": user} | ({"prompt": f"{prompt}, style aquarelle"} if user == "alice" else {})
+        requests.put(f"{server.url}/api/jobs/job-{job_id}", json=owner, timeout=10)
     post(server, completed("job-b7c2", pictures, [5], prompt="", model="imagen-3", seconds=18.2))  # a duplicate
     post(server, payload(FAILED, "job-f0a6", error_message="Quota de l'API dépassé"))
     post(server, payload(PROGRESS, "job-g3b9", status="generating", progress=45, message="Génération en cours..."))
@@ -273,6 +336,8 @@ def test_screenshot_of_the_jobs_page(browser, server, pictures, tmp_path):
     until(lambda: all(len(row_state(browser, f"job-{j[0]}")["images"]) == len(j[4]) for j in jobs))
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-job-id]")) == 8
     until(lambda: browser.find_element(By.ID, "live").text.startswith("en direct"))  # its first poll answered
+    total = browser.find_element(By.CSS_SELECTOR, '[data-stat="bytes"]')
+    assert re.fullmatch(r"\d+(,\d)? (ko|Mo|Go)", total.text) and total.get_attribute("title").endswith(" octets")
     # the whole page, 1280 pixels wide: the jobs and, below them, the plots
     height = browser.execute_script("return document.documentElement.scrollHeight")
     metrics = {"width": WINDOW[0], "height": max(height, WINDOW[1]), "deviceScaleFactor": 1, "mobile": False}

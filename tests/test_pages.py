@@ -2,11 +2,13 @@
 
 import base64
 import json
+import re
 import sqlite3
 import uuid
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
 from image_webhook.service import EXTENSION
+from image_webhook.surfaces import formats
 from image_webhook.surfaces.pages import HEADERS
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 from tests.servers import GunicornServer, eventually
@@ -27,6 +30,8 @@ ROUTES = ("/jobs", "/jobs.json", "/monitoring.json", "/static/jobs.js")
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(1)>'
 MODEL = "<b onmouseover=alert(1)>model</b>"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+COMPLETED_DESCRIPTION = COMPLETED["data"]["images"][0]["description"]
 REFUSED_URLS = ("javascript:alert(1)", "data:text/html,<script>alert(1)</script>")
 
 
@@ -136,8 +141,9 @@ def test_every_page_answers_with_the_security_headers(client):
         "/static/jobs.js": (200, "text/javascript"),
         "/static/pages.css": (200, "text/css"),
         "/static/vendor/chart.umd.min.js": (200, "text/javascript"),
-        "/jobs/unknown-job": (404, "application/json"),
-        "/jobs/a%00b": (404, "application/json"),  # no job has such an id (and PostgreSQL text refuses NUL)
+        "/jobs/unknown-job": (404, "text/html"),  # a page of the service, in its layout
+        "/jobs/a%00b": (404, "text/html"),  # no job has such an id (and PostgreSQL text refuses NUL)
+        "/jobs/job-1?deliveries_before=x": (400, "application/json"),
         "/jobs.json?status=lost": (400, "application/json"),
     }
     for path, (status, content_type) in expected.items():
@@ -149,13 +155,17 @@ def test_every_page_answers_with_the_security_headers(client):
 
 @pytest.mark.memory_only
 def test_the_stateless_mode_says_there_is_nothing_to_show(client):
-    """Without a database the page says why it is empty and its JSON views answer 404 in JSON."""
+    """Without a database the page says why it is empty, a job's page is a 404 page saying why, and the JSON
+    views answer 404 in JSON."""
     page = client.get("/jobs")
     assert page.status_code == 200 and "Pas de base de données" in page.get_data(as_text=True)
     assert "data-feed" not in page.get_data(as_text=True)  # no script polling a view that does not exist
-    for path in ("/jobs.json", "/monitoring.json", "/jobs/job-1"):
+    for path in ("/jobs.json", "/monitoring.json"):
         response = client.get(path)
         assert response.status_code == 404 and response.is_json, path
+    job = client.get("/jobs/job-1")
+    assert (job.status_code, job.mimetype) == (404, "text/html")
+    assert "Pas de base de données" in job.get_data(as_text=True)
 
 
 AUTH_CASES = {
@@ -290,6 +300,208 @@ def test_a_job_page_shows_what_arrived_and_what_was_answered(client):
     for text in ("progress", "processed", "duplicate", "Job déjà traité", "7.25", "&#34;progress&#34;: 40"):
         assert text in html, text
     assert 'src="http://127.0.0.1/job-1/0.png"' in html
+
+
+SIZES = [
+    (0, "0 octet"),
+    (1, "1 octet"),
+    (999, "999 octets"),
+    (1000, "1,0 ko"),
+    (1550, "1,6 ko"),
+    (9_940, "9,9 ko"),
+    (9_960, "10 ko"),
+    (512_000, "512 ko"),
+    (999_999, "1,0 Mo"),  # 999,999 ko: never "1000 ko"
+    (2048576, "2,0 Mo"),
+    (1_500_000_000, "1,5 Go"),
+    (12 * 10**12, "12 To"),
+    (3 * 10**15, "3000 To"),
+]
+
+
+@pytest.mark.parametrize("value, text", SIZES)
+def test_sizes_read_in_french_in_one_base(value, text):
+    """A size is written in octets under 1 ko, then in ko, Mo, Go, To of 1000 (as the plots' size bins), with a
+    decimal comma under 10."""
+    assert formats.size(value) == text
+
+
+@pytest.mark.parametrize(
+    "iso, text, machine",
+    [
+        ("2026-12-07T14:03:12.123456+00:00", "7 déc. 2026 14:03:12 UTC", "2026-12-07T14:03:12Z"),
+        ("2026-01-01T00:30:00.5+01:00", "31 déc. 2025 23:30:00 UTC", "2025-12-31T23:30:00Z"),
+        ("2025-08-01T09:00:00", "1 août 2025 09:00:00 UTC", "2025-08-01T09:00:00Z"),  # naive: UTC
+        ("not a time", "", ""),
+        (None, "", ""),
+    ],
+)
+def test_times_read_in_utc_to_the_second(iso, text, machine):
+    """A stored time reads in UTC to the second with a French month, and its <time datetime> has no
+    microseconds (HTML allows three digits at most)."""
+    assert (formats.utc_text(iso), formats.machine_time(iso)) == (text, machine)
+
+
+MICROSECONDS = re.compile(r"\d{2}:\d{2}:\d{2}\.\d{4,}")
+
+
+def facts(html):
+    """The job page's facts: each <dt> label with its <dd>'s text."""
+    block = html[html.index('<dl class="facts">') : html.index("</dl>")]
+    pairs = re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", block, re.S)
+    return {label: re.sub(r"<[^>]+>", "", text).strip() for label, text in pairs}
+
+
+@pytest.mark.database
+def test_a_job_page_writes_values_for_people(client):
+    """A completed job reads 'Progression 100 %', its image '2,0 Mo' (the bytes kept in a title), its generation
+    time '12,5 s', and every time in UTC to the second in a <time> the script rewrites, never with microseconds."""
+    assert client.post(URL, json=payload(PROGRESS, "job-1", progress=40)).status_code == 200
+    assert client.post(URL, json=completed("job-1")).status_code == 200
+    html = client.get("/jobs/job-1").get_data(as_text=True)
+    shown = facts(html)
+    assert shown["Progression"] == "100 %"
+    assert '<span class="size" title="2048576 octets">2,0 Mo</span>' in html
+    assert "2048576 octets</span>" not in html.replace('title="2048576 octets"', "")
+    assert MICROSECONDS.search(html.split('<pre class="body">')[0]) is None  # bodies are shown as they arrived
+    times = [attrs for tag, attrs in Tags(html).tags if tag == "time" and "data-local" in attrs]
+    assert len(times) >= 5  # created, updated, completed, each delivery's reception, the metadata's timestamp
+    for attrs in times:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", attrs["datetime"]), attrs
+        assert re.fullmatch(r"\d{1,2} \S+ \d{4} \d{2}:\d{2}:\d{2} UTC", attrs["title"]), attrs
+    assert "21 oct. 2025 16:45:00 UTC" in shown["Terminé (selon le backend)"]
+    row = client.get("/jobs").get_data(as_text=True)
+    assert "<small>12,5 s</small>" in row
+    assert client.get("/jobs.json").json["jobs"][0]["progress"] == 100  # the feed keeps numbers for the script
+
+
+@pytest.mark.database
+def test_the_job_page_says_whose_clock_each_time_is(client):
+    """Created is the service's reception, completed the backend's generated_at: when the backend's end comes
+    before the reception, a note says why; a final notification without any time is dated by its reception."""
+    assert client.post(URL, json=completed("job-old")).status_code == 200  # generated_at 2025-10-21, long ago
+    html = client.get("/jobs/job-old").get_data(as_text=True)
+    shown = facts(html)
+    assert "horloge du service" in shown["Créé (réception)"]
+    assert "horloge du backend" in shown["Terminé (selon le backend)"]
+    assert "Terminé avant Créé" in shown["Terminé (selon le backend)"]
+
+    undated = completed("job-undated")
+    del undated["timestamp"], undated["data"]["generated_at"]
+    assert client.post(URL, json=undated).status_code == 200
+    shown = facts(client.get("/jobs/job-undated").get_data(as_text=True))
+    assert "Terminé (réception)" in shown and "n'était pas datée" in shown["Terminé (réception)"]
+    assert "Terminé avant Créé" not in str(shown)
+    assert client.post(URL, json=payload(PROGRESS, "job-now")).status_code == 200  # created: received now
+    dated = completed("job-now")
+    dated["data"]["generated_at"] = datetime.now(UTC).isoformat()  # ended after that, by the backend's clock
+    assert client.post(URL, json=dated).status_code == 200
+    shown = facts(client.get("/jobs/job-now").get_data(as_text=True))
+    assert "Terminé (selon le backend)" in shown and "Terminé avant Créé" not in str(shown)
+
+
+@pytest.mark.database
+def test_an_unknown_job_is_a_page_in_the_layout(client, logs):
+    """/jobs/<unknown> answers 404 as an HTML page with the header and a link back to /jobs (its id escaped),
+    logged as every refusal; a client that prefers JSON, and the read API whatever it accepts, get JSON."""
+    response = client.get("/jobs/" + quote(BREAKOUT), headers={"Accept": BROWSER_ACCEPT})
+    html = response.get_data(as_text=True)
+    assert (response.status_code, response.mimetype) == (404, "text/html")
+    assert_headers(response)
+    tags = assert_inert(html)
+    assert ("header", {"class": "top"}) in tags.tags and ("a", {"id": "back", "href": "/jobs"}) in tags.tags
+    assert "Job introuvable" in html and "Job inconnu" in html and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert any("Requête refusée: 404 Not Found" in record.getMessage() for record in logs.records)
+    for accept in (None, "*/*", "text/html"):
+        assert client.get("/jobs/nope", headers={"Accept": accept} if accept else {}).mimetype == "text/html"
+    for accept in ("application/json", "application/json, */*;q=0.5"):
+        answer = client.get("/jobs/nope", headers={"Accept": accept})
+        assert (answer.status_code, answer.json) == (404, {"error": "Not Found", "message": "Job inconnu"})
+    for accept in (BROWSER_ACCEPT, "application/json"):
+        api = client.get("/api/jobs/nope", headers={"Accept": accept})
+        assert (api.status_code, api.mimetype) == (404, "application/json")
+    for path in ("/jobs.json?status=lost", "/jobs?limit=0", "/jobs/nope?deliveries_before=0"):
+        refused = client.get(path, headers={"Accept": BROWSER_ACCEPT})  # the page's other errors stay JSON
+        assert (refused.status_code, refused.mimetype) == (400, "application/json"), path
+
+
+@pytest.mark.database
+def test_a_job_page_lists_its_deliveries_in_pages(app, client):
+    """45 deliveries: 20 per page newest first, each page linking to the previous ones by the last delivery id,
+    none repeated or skipped; a bad deliveries_before is a 400 like the page's other parameters."""
+    for progress in range(1, 46):
+        assert client.post(URL, json=payload(PROGRESS, "job-1", progress=progress)).status_code == 200
+    db = app.extensions[EXTENSION].db
+    stored = [row["id"] for row in rows(db, "SELECT id FROM deliveries WHERE job_id = 'job-1' ORDER BY id DESC")]
+    pages, path = [], "/jobs/job-1"
+    while path:
+        html = client.get(path).get_data(as_text=True)
+        tags = Tags(html)
+        pages.append([int(attrs["data-delivery-id"]) for tag, attrs in tags.tags if "data-delivery-id" in attrs])
+        earlier = [attrs["href"] for tag, attrs in tags.tags if tag == "a" and attrs.get("rel") == "next"]
+        assert ("Livraisons précédentes" in html) == bool(earlier)
+        assert ("Les plus récentes" in html) == (len(pages) > 1)
+        path = earlier[0].split("#")[0] if earlier else None
+        if path:
+            assert parse_qs(urlsplit(path).query) == {"deliveries_before": [str(pages[-1][-1])]}
+    assert [len(page) for page in pages] == [20, 20, 5]
+    assert [delivery for page in pages for delivery in page] == stored
+    for value in ("x", "0", "-1", "1.5", "%C2%B2", "9" * 19, ""):
+        response = client.get(f"/jobs/job-1?deliveries_before={value}")
+        assert response.status_code == 400 and response.json["error"] == "Paramètre invalide", value
+        assert response.json["details"][0]["path"] == "$.deliveries_before"
+
+
+@pytest.mark.database
+def test_outcomes_read_in_french_with_the_stored_word_kept(app, client):
+    """Each delivery's outcome (and a refusal's reason) is said in French on the page, the stored word in its
+    title and data attribute."""
+    client.post(URL, json=payload(PROGRESS, "job-1", progress=40))
+    client.post(URL, json=completed("job-1"))
+    client.post(URL, json=completed("job-1"))
+    client.post(URL, json=payload(PROGRESS, "job-1", progress=50))
+    client.post(URL, json={"job_id": "job-1", "status": "completed"})  # no data: refused, and kept
+    db = app.extensions[EXTENSION].db
+    count = "SELECT COUNT(*) AS n FROM deliveries WHERE job_id = 'job-1'"
+    assert eventually(lambda: rows(db, count)[0]["n"], 5) == 5  # refusals and duplicates are written unawaited
+    html = client.get("/jobs/job-1").get_data(as_text=True)
+    shown = dict(re.findall(r'<span class="outcome" title="[^"]*" data-outcome="([^"]*)">([^<]*)</span>', html))
+    assert shown == {
+        "progress": "progression",
+        "processed": "traité",
+        "duplicate": "doublon",
+        "stale": "en retard (ignoré)",
+        "rejected": "refusé",
+    }
+    assert '<small class="reason" title="missing_images">images manquantes</small>' in html
+
+
+@pytest.mark.parametrize("stored, text", [*formats.OUTCOMES.items(), ("unheard-of", "unheard-of")])
+def test_every_stored_outcome_has_its_french_word(stored, text):
+    """Every word a delivery's row can keep has its French word; an unknown one is shown as it was stored."""
+    assert formats.outcome(stored) == text and (text != stored or stored == "unheard-of")
+
+
+@pytest.mark.database
+def test_the_prompt_is_the_registrations_and_a_description_is_a_description(client):
+    """A job's first image description is shown upright as its description, not as the prompt; the prompt
+    given at registration is shown as the prompt, on both pages and in the feed."""
+    assert client.post(URL, json=completed("job-1")).status_code == 200
+    html = client.get("/jobs").get_data(as_text=True)
+    assert '<q class="prompt"' not in html
+    assert '<span class="description" title="Description de la première image">Un chat astronaute' in html
+    job = client.get("/jobs/job-1").get_data(as_text=True)
+    assert facts(job)["Prompt"].startswith("—")
+    assert '<span class="label">Description</span> <span class="description">Un chat astronaute' in job
+    feed = client.get("/jobs.json").json["jobs"][0]
+    assert (feed["prompt"], feed["description"]) == (None, COMPLETED_DESCRIPTION)
+
+    assert client.put("/api/jobs/job-2", json={"prompt": "Un chien sur la Lune"}).status_code == 201
+    assert client.post(URL, json=completed("job-2")).status_code == 200
+    html = client.get("/jobs").get_data(as_text=True)
+    assert '<q class="prompt" title="Prompt">Un chien sur la Lune</q>' in html
+    assert facts(client.get("/jobs/job-2").get_data(as_text=True))["Prompt"] == "Un chien sur la Lune"
+    assert client.get("/jobs.json").json["jobs"][0]["prompt"] == "Un chien sur la Lune"
 
 
 @pytest.mark.database

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
@@ -11,15 +10,20 @@ from werkzeug.exceptions import NotFound
 from ..domain.values import Status
 from ..intake.auth import Challenge
 from ..service import service
-from ..storage.database import Database, jobs, statistics
-from ..storage.database import deliveries as deliveries_table
-from .presenting import STATUSES, age, present, pretty, web_url
+from ..storage.database import Database, job_reads, jobs, statistics
+from . import formats
+from .errors import handle_http_exception
+from .presenting import STATUSES, age, clocks, delivery, metadata_rows, present, web_url
 from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
 
 # the page's templates and static files live beside it; its hooks guard the static files too
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
-bp.add_app_template_filter(age, "age")
+# how the templates write times, sizes and numbers for people (formats.py)
+FILTERS = (age, formats.utc_text, formats.machine_time, formats.percent, formats.size, formats.decimal)
+for function in FILTERS:
+    bp.add_app_template_filter(function)
 PAGE_SIZE = 25
+DELIVERIES_PAGE = 20
 KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https:; "
@@ -28,6 +32,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 PERIODS = (("hour", "1 heure"), ("day", "1 jour"), ("week", "1 semaine"))
+BAD_BEFORE = "deliveries_before doit être l'identifiant d'une livraison (un entier positif)"
 STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
 
 
@@ -84,20 +89,29 @@ def feed() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
-def job_page(job_id: str) -> str:
-    """One job: its images, its metadata, and every delivery with what arrived and what was answered."""
-    db = _db()
-    job = find_job(db, job_id)
+def job_page(job_id: str) -> Response | str:
+    """One job: its images, its metadata, and its deliveries (newest first, in pages) with what arrived and what
+    was answered; a job the records do not hold is a 404 page."""
+    before = _deliveries_before()
+    try:
+        db = _db()
+        job = find_job(db, job_id)
+    except NotFound as missing:
+        return _missing(job_id, missing)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
     images = [image for image in (job["images"] if isinstance(job["images"], list) else []) if isinstance(image, dict)]
-    found = deliveries_table.for_job(db, job_id, include_body=True)
+    found, earlier = job_reads.deliveries_page(db, job_id, limit=DELIVERIES_PAGE, before=before)
     return render_template(
         "job.html",
         job=present(job),
         record=job,
+        clocks=clocks(job),
         images=[{**i, "url": i.get("url") if web_url(i.get("url")) else None, "raw_url": i.get("url")} for i in images],
-        metadata=[(key, value if isinstance(value, str) else json.dumps(value)) for key, value in metadata.items()],
-        deliveries=[{**d, "body": pretty(d["body"]), "response_body": pretty(d["response_body"])} for d in found],
+        metadata=metadata_rows(metadata),
+        deliveries=[delivery(found_row) for found_row in found],
+        page_size=DELIVERIES_PAGE,
+        earlier_url=url_for(".job_page", job_id=job_id, deliveries_before=earlier) if earlier else None,
+        newest_url=url_for(".job_page", job_id=job_id) if before is not None else None,
     )
 
 
@@ -128,6 +142,28 @@ def _filters() -> tuple[dict[str, str], int, tuple[str, int] | None]:
         filter_value("user_id", filters["user_id"])
     limit = limit_value(request.args.get("limit") or None, PAGE_SIZE)
     return filters, limit, read_cursor(request.args.get("cursor") or None)
+
+
+def _missing(job_id: str, missing: NotFound) -> Response:
+    """A job the records do not hold (or the stateless mode): the one error path logs and answers its 404; a
+    browser reads it as a page of the service, a client that prefers JSON gets the JSON body."""
+    response = handle_http_exception(missing)
+    if request.accept_mimetypes.best_match(("text/html", "application/json")) == "application/json":
+        return response
+    page = render_template("missing.html", job_id=job_id, message=missing.description, stateless=service().db is None)
+    response.set_data(page)
+    response.mimetype = "text/html"
+    return response
+
+
+def _deliveries_before() -> int | None:
+    """The delivery id the job page's deliveries start before (its keyset), or 400."""
+    value = request.args.get("deliveries_before")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) < 1:
+        raise bad_parameter(BAD_BEFORE, "$.deliveries_before")
+    return int(value)
 
 
 def _period() -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import url_for
 
 from ..domain.values import INTERMEDIATE, Status
+from .formats import moment, outcome, reason
 
 THUMBNAILS = 4
 MAX_BODY = 64 * 1024  # characters of a delivery's body shown on the page
@@ -24,7 +25,8 @@ def present(job: dict[str, Any]) -> dict[str, Any]:
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
     status = job["status"] if job["status"] in STATUSES else "unknown"
     progress, seconds = job["progress"], metadata.get("generation_time_seconds")
-    return {name: job[name] for name in ("job_id", "prompt", "message", "user_id", "organization_id")} | {
+    return {name: job[name] for name in ("job_id", "message", "user_id", "organization_id")} | {
+        **prompt_and_description(job),
         "href": url_for("pages.job_page", job_id=job["job_id"]),
         "status": status,
         "running": status in INTERMEDIATE,
@@ -38,12 +40,57 @@ def present(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def age(moment: str | None) -> str:
+def prompt_and_description(job: dict[str, Any]) -> dict[str, str | None]:
+    """The job's prompt, and the first image's description, each for what it is. No notification carries a
+    prompt: the records keep the registration's (PUT /api/jobs/<id>), else the first image's description, as
+    the specification's Prisma example does; that copy is the description here, not a prompt."""
+    images = job["images"] if isinstance(job["images"], list) else []
+    first = _text(images[0].get("description")) if images and isinstance(images[0], dict) else None
+    prompt = _text(job["prompt"])
+    return {"prompt": prompt if prompt != first else None, "description": first}
+
+
+def clocks(job: dict[str, Any]) -> dict[str, bool]:
+    """Whose clock the job's end is: the backend's (the completed notification's generated_at, or its
+    timestamp) unless it carried none, when the service wrote its reception (updated_at, the same instant);
+    creation is always the service's reception. And whether the backend's end comes before that creation."""
+    by_backend = job["completed_at"] is not None and job["completed_at"] != job["updated_at"]
+    created, completed = moment(job["created_at"]), moment(job["completed_at"])
+    early = by_backend and created is not None and completed is not None and completed < created
+    return {"completed_by_backend": by_backend, "completed_before_created": early}
+
+
+def metadata_rows(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metadata as the page lists it: a time (a key in `timestamp` or `_at`) and a size (in `_bytes`) for
+    people, the value as it arrived beside; anything else as text, JSON for what is not a string."""
+    return [
+        {
+            "key": key,
+            "text": value if isinstance(value, str) else json.dumps(value),
+            "time": value if key.endswith(("timestamp", "_at")) and moment(value) else None,
+            "size": value if key.endswith("_bytes") and type(value) is int else None,
+        }
+        for key, value in metadata.items()
+    ]
+
+
+def delivery(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivery as the page lists it: its outcome and reason in French (the stored words kept), its bodies
+    indented."""
+    return row | {
+        "outcome_text": outcome(row["outcome"]),
+        "reason_text": reason(row["reason"]),
+        "body": pretty(row["body"]),
+        "response_body": pretty(row["response_body"]),
+    }
+
+
+def age(when: str | None) -> str:
     """How long ago an ISO 8601 time was, as the page's script also writes it: '42 s', '5 min', '3 h', '2 j'."""
-    try:
-        seconds = max(0, int((datetime.now(UTC) - datetime.fromisoformat(moment or "")).total_seconds()))
-    except (TypeError, ValueError):
+    then = moment(when)
+    if then is None:
         return ""
+    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
     unit, size = next(((unit, size) for unit, size in AGE_UNITS if seconds >= size), ("s", 1))
     return f"{seconds // size} {unit}"
 

@@ -1,10 +1,15 @@
 // The /jobs page kept current: polls its JSON view (ETag, 304 while nothing changed) and rebuilds the rows that
-// changed; ticks every age. Every value from the feed goes in as text (textContent, setAttribute), never as HTML.
+// changed; ticks every age; writes the times the server gave in UTC in the browser's own time zone (both pages).
+// Every value from the feed goes in as text (textContent, setAttribute), never as HTML.
 "use strict";
 
 (function () {
   const POLL_MS = 1500;
   const THUMBNAIL_SCHEMES = ["http:", "https:"];
+  const LOCAL = new Intl.DateTimeFormat("fr-FR", {
+    day: "numeric", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  });
 
   function age(iso) {
     const moment = Date.parse(iso);
@@ -20,6 +25,28 @@
     for (const time of document.querySelectorAll("time[data-age]")) {
       time.textContent = age(time.getAttribute("datetime"));
     }
+  }
+
+  function localTime(iso) {
+    const moment = Date.parse(iso);
+    return Number.isNaN(moment) ? "" : LOCAL.format(moment);
+  }
+
+  // the server wrote times in UTC ("7 déc. 2026 14:03:12 UTC", kept in the title): here, in local time; an age's
+  // title says its time, local too
+  function localTimes() {
+    for (const time of document.querySelectorAll("time[data-local]")) {
+      const text = localTime(time.getAttribute("datetime"));
+      if (text) time.textContent = text;
+    }
+    for (const time of document.querySelectorAll("time[data-age]")) {
+      const text = localTime(time.getAttribute("datetime"));
+      if (text) time.title = text;
+    }
+  }
+
+  function decimal(value) {
+    return value.toLocaleString("fr-FR", { minimumFractionDigits: 0, maximumFractionDigits: 1 });
   }
 
   function webUrl(text) {
@@ -58,7 +85,15 @@
     }
 
     const message = element("td", "message");
-    if (job.prompt) message.append(element("q", "prompt", job.prompt));
+    if (job.prompt) {
+      const prompt = element("q", "prompt", job.prompt);
+      prompt.title = "Prompt";
+      message.append(prompt);
+    } else if (job.description) {
+      const description = element("span", "description", job.description);
+      description.title = "Description de la première image";
+      message.append(description);
+    }
     if (job.message) message.append(element("span", "text", job.message));
     if (job.error_message) message.append(element("span", "error", job.error_message));
 
@@ -73,10 +108,11 @@
     if (job.more_images) images.append(element("span", "more", "+" + job.more_images));
 
     const model = element("td", "model", job.model || "—");
-    if (job.generation_seconds !== null) model.append(element("small", null, job.generation_seconds.toFixed(1) + " s"));
+    if (job.generation_seconds !== null) model.append(element("small", null, decimal(job.generation_seconds) + " s"));
 
     const time = element("time", null, age(job.created_at));
     time.setAttribute("datetime", job.created_at);
+    time.title = localTime(job.created_at);
     time.dataset.age = "";
 
     tr.append(element("td", "id", null, link), owner, state, message, images, model, element("td", "age", null, time));
@@ -90,6 +126,7 @@
   }
 
   const section = document.getElementById("jobs");
+  localTimes();
   tickAges();
   setInterval(tickAges, 1000);
   if (!section || !section.dataset.feed) return;
@@ -115,8 +152,10 @@
     next.hidden = !feed.next_url;
   }
 
-  function say(text) {
+  // the indicator's state is a class too: "hors ligne" and errors must not look like "en direct"
+  function say(text, state) {
     live.textContent = text;
+    live.dataset.state = state;
   }
 
   async function poll() {
@@ -127,14 +166,14 @@
       if (answer.status === 200) {
         etag = answer.headers.get("ETag");
         render(await answer.json());
-        say("en direct · " + new Date().toLocaleTimeString("fr-FR"));
+        say("en direct · " + new Date().toLocaleTimeString("fr-FR"), "live");
       } else if (answer.status === 304) {
-        say("en direct · " + new Date().toLocaleTimeString("fr-FR"));
+        say("en direct · " + new Date().toLocaleTimeString("fr-FR"), "live");
       } else {
-        say("erreur " + answer.status);
+        say("erreur " + answer.status, "error");
       }
     } catch (error) {
-      say("hors ligne");
+      say("hors ligne", "offline");
     } finally {
       setTimeout(poll, POLL_MS);
     }

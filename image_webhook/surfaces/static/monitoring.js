@@ -53,6 +53,20 @@
     return value.toLocaleString("fr-FR", { maximumFractionDigits: 2 }) + (unit ? " " + unit : "");
   }
 
+  // a size as the job page writes it (formats.size): octets, then ko, Mo, Go, To of 1000, one decimal under 10
+  function size(bytes) {
+    if (bytes === null || bytes === undefined) return "—";
+    if (bytes < 1000) return bytes + (bytes > 1 ? " octets" : " octet");
+    const units = ["ko", "Mo", "Go", "To"];
+    let amount = bytes / 1000;
+    while (Math.round(amount) >= 1000 && units.length > 1) {
+      amount /= 1000;
+      units.shift();
+    }
+    const text = amount < 9.95 ? amount.toFixed(1) : amount.toFixed(0);
+    return text.replace(".", ",") + " " + units[0];
+  }
+
   function show(stats) {
     const times = timeLabels(stats);
     const stacked = { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } };
@@ -80,11 +94,12 @@
       median: number(stats.processing_ms.overall_median, "ms"),
       p99: number(stats.processing_ms.overall_p99, "ms"),
       images: number(stats.image_sizes.images_total),
-      bytes: number(stats.image_sizes.bytes_total),
+      bytes: size(stats.image_sizes.bytes_total),
     };
     for (const [name, text] of Object.entries(totals)) {
       section.querySelector('[data-stat="' + name + '"]').textContent = text;
     }
+    section.querySelector('[data-stat="bytes"]').title = number(stats.image_sizes.bytes_total, "octets");
     const note = document.getElementById("stats-note");
     note.textContent = stats.processing_ms.sampled
       ? "percentiles sur les " + number(stats.processing_ms.jobs) + " jobs les plus récents de la période"
