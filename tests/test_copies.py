@@ -355,3 +355,40 @@ def test_an_unused_port_is_a_failed_attempt_not_a_crash(copying):
     client.post(URL, json=completed("job-closed", (f"http://127.0.0.1:{port}/x.png", {})))
     copy = copies_of(client, "job-closed")[0]
     assert copy["state"] == "failed" and copy["attempts"] == 2
+
+
+def test_the_page_shows_the_stored_thumbnails_and_the_copy_states(copying, source):
+    """/jobs and the job page load thumbnails from the service only (CSP img-src 'self'), link the stored file,
+    show a failed copy's reason, and the monitoring counts the copies."""
+    client = copying(IMAGE_COPY_ATTEMPTS=1).test_client()
+    good = source.add("/page.png", image_bytes("PNG", (500, 300)))
+    client.post(URL, json=completed("job-page", (good, {}), (source.url("/missing.png"), {})))
+    assert [c["state"] for c in copies_of(client, "job-page")] == ["stored", "failed"]
+    listing = client.get("/jobs")
+    assert "img-src 'self'" in listing.headers["Content-Security-Policy"]
+    assert 'src="/jobs/job-page/images/0/thumbnail"' in listing.get_data(as_text=True)
+    page = client.get("/jobs/job-page").get_data(as_text=True)
+    assert 'href="/jobs/job-page/images/0"' in page and "copie échouée" in page and "réponse HTTP 404" in page
+    thumbnail = get(client, "/jobs/job-page/images/0/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/webp"
+    stats = client.get("/monitoring.json").get_json()["copies"]
+    assert stats["counts"]["stored"] == 1 and stats["counts"]["failed"] == 1 and stats["oldest_queued_seconds"] is None
+
+
+def test_the_page_images_need_the_page_login_in_production(copying, source):
+    """In production the page's image routes ask for the page's HTTP Basic login, like the page."""
+    from werkzeug.security import generate_password_hash
+
+    from tests.payloads import SECRET
+
+    users = f"alice:{generate_password_hash('wonderland')}"
+    client = copying(APP_ENV="production", WEBHOOK_SECRET=SECRET, DASHBOARD_USERS=users).test_client()
+    body = completed("job-login", (source.add("/login.png", image_bytes()), {}))
+    client.post(URL, json=body, headers={"X-Webhook-Secret": SECRET})
+    assert get(client, "/jobs/job-login/images/0/thumbnail").status_code == 401
+    login = {"Authorization": "Basic " + __import__("base64").b64encode(b"alice:wonderland").decode()}
+    deadline = time.monotonic() + 15
+    while (answer := get(client, "/jobs/job-login/images/0/thumbnail", headers=login)).status_code == 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert answer.status_code == 200

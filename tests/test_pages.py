@@ -212,14 +212,14 @@ def test_development_is_open_unless_turned_off(make_app, dashboard):
 
 @pytest.mark.database
 def test_hostile_fields_are_shown_as_text_only(app, client):
-    """A prompt, message, model name and alt text carrying HTML come out escaped, and an image URL that is not
-    http(s) (written straight into the database: the webhook refuses it) gets no <img> and no link."""
+    """A prompt, message, model name and alt text carrying HTML come out escaped, and no image URL a
+    notification named (http(s) or not, written straight into the database) is loaded or linked: the page
+    shows the service's own copies only."""
     assert client.post(URL, json=hostile("job-1")).status_code == 200
     assert client.post(URL, json=payload(FAILED, "job-2", error_message=SCRIPT, message=BREAKOUT)).status_code == 200
     db = app.extensions[EXTENSION].db
-    job = client.get("/jobs.json").json["jobs"][1]
     images = [{"url": url, "description": SCRIPT} for url in REFUSED_URLS]
-    images.append({"url": job["thumbnails"][0]["url"], "description": SCRIPT})
+    images.append({"url": "http://127.0.0.1/job-1/0.png", "description": SCRIPT})
     update = "UPDATE jobs SET images = :images WHERE job_id = 'job-1'"
     db.write(lambda connection: connection.execute(db.sql(update), {"images": json.dumps(images)}))
 
@@ -230,7 +230,9 @@ def test_hostile_fields_are_shown_as_text_only(app, client):
         assert not [attrs for tag, attrs in tags.tags if "javascript:" in str(attrs) or "data:" in str(attrs)]
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in client.get("/jobs/job-1").get_data(as_text=True)
     feed = client.get("/jobs.json").json["jobs"]
-    assert [image["url"] for image in feed[1]["thumbnails"]] == [images[2]["url"]]
+    assert [image["url"] for image in feed[1]["thumbnails"]] == [None] * len(images)  # nothing copied yet
+    assert [image["label"] for image in feed[1]["thumbnails"]] == ["copie en attente"] * len(images)
+    assert "127.0.0.1/job-1/0.png" not in "".join(str(attrs) for _, attrs in assert_inert(html).tags)
     assert feed[1]["model"] == MODEL  # JSON carries the text as it is: the script inserts it with textContent
 
 
@@ -299,7 +301,8 @@ def test_a_job_page_shows_what_arrived_and_what_was_answered(client):
     html = page()
     for text in ("progress", "processed", "duplicate", "Job déjà traité", "7.25", "&#34;progress&#34;: 40"):
         assert text in html, text
-    assert 'src="http://127.0.0.1/job-1/0.png"' in html
+    assert 'src="http://127.0.0.1/job-1/0.png"' not in html  # the source's URL is shown as text, never loaded
+    assert "<code>http://127.0.0.1/job-1/0.png</code>" in html and "copie en attente" in html
 
 
 SIZES = [

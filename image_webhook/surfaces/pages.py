@@ -6,15 +6,18 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..domain.values import Status
 from ..intake.auth import Challenge
 from ..service import service
 from ..storage.database import Database, job_reads, jobs, statistics
+from ..storage.database import copies as copies_table
 from . import formats
 from .errors import handle_http_exception
-from .presenting import STATUSES, age, clocks, delivery, metadata_rows, present, web_url
+from .presenting import STATUSES, age, clocks, copies, delivery, metadata_rows, present
 from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+from .stored_images import serve
 
 # the page's templates and static files live beside it; its hooks guard the static files too
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
@@ -26,7 +29,7 @@ PAGE_SIZE = 25
 DELIVERIES_PAGE = 20
 KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
 HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src http: https:; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -106,7 +109,8 @@ def job_page(job_id: str) -> Response | str:
         job=present(job),
         record=job,
         clocks=clocks(job),
-        images=[{**i, "url": i.get("url") if web_url(i.get("url")) else None, "raw_url": i.get("url")} for i in images],
+        # `kept`, not `copy`: Jinja would find a dict's copy() method first
+        images=[{**i, "raw_url": i.get("url"), "kept": kept} for i, kept in zip(images, copies(job), strict=False)],
         metadata=metadata_rows(metadata),
         deliveries=[delivery(found_row) for found_row in found],
         page_size=DELIVERIES_PAGE,
@@ -115,10 +119,23 @@ def job_page(job_id: str) -> Response | str:
     )
 
 
+@bp.get("/jobs/<job_id>/images/<int(max=99):position>")
+def image(job_id: str, position: int) -> BaseResponse:
+    """The stored copy of an image, for the page's link (behind the page's login, as the page)."""
+    return serve(_db(), job_id, position, thumbnail=False)
+
+
+@bp.get("/jobs/<job_id>/images/<int(max=99):position>/thumbnail")
+def thumbnail(job_id: str, position: int) -> BaseResponse:
+    """Its thumbnail, which the page shows: the page loads images from the service only."""
+    return serve(_db(), job_id, position, thumbnail=True)
+
+
 @bp.get("/monitoring.json")
 def monitoring() -> Response:
     """The plots' numbers over the chosen period (hour, day, week), from the job and delivery records."""
-    return conditional(jsonify(statistics.summary(_db(), _period())))
+    db = _db()
+    return conditional(jsonify({**statistics.summary(db, _period()), "copies": copies_table.summary(db)}))
 
 
 def _listing(found: list[dict[str, Any]], following: tuple[str, int] | None) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import url_for
 
@@ -19,9 +18,42 @@ AGE_UNITS = (("j", 86400), ("h", 3600), ("min", 60))
 STATUSES = frozenset(Status)
 
 
+# a copy's state as the page says it (docs/images.md)
+COPY_STATES = {
+    "queued": "copie en attente",
+    "copying": "copie en cours",
+    "stored": "copiée",
+    "failed": "copie échouée",
+    "refused": "copie refusée (IMAGE_SOURCES)",
+}
+
+
+def copies(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each image with its copy as the page shows it: the service's own thumbnail and file once stored (the page
+    never loads an image from a host a notification named), else the copy's state in French."""
+    made = job.get("copies") or []
+    shown = []
+    for position, image in enumerate(job["images"] or []):
+        image = image if isinstance(image, dict) else {}
+        copy = made[position] if position < len(made) else None
+        stored = copy is not None and copy["state"] == "stored"
+        address = {"job_id": job["job_id"], "position": position}
+        shown.append(
+            {
+                "alt": _text(image.get("description")),
+                "state": copy["state"] if copy else None,
+                "label": COPY_STATES.get(copy["state"], copy["state"]) if copy else "pas de copie",
+                "error": copy["last_error"] if copy else None,
+                "url": url_for("pages.thumbnail", **address) if stored else None,
+                "file_url": url_for("pages.image", **address) if stored else None,
+            }
+        )
+    return shown
+
+
 def present(job: dict[str, Any]) -> dict[str, Any]:
-    """What the page shows of a job, the same in the HTML and in the feed; thumbnails from http(s) URLs only."""
-    images = [i for i in (job["images"] or []) if isinstance(i, dict) and web_url(i.get("url"))]
+    """What the page shows of a job, the same in the HTML and in the feed; thumbnails served by the service."""
+    images = copies(job)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
     status = job["status"] if job["status"] in STATUSES else "unknown"
     progress, seconds = job["progress"], metadata.get("generation_time_seconds")
@@ -32,7 +64,7 @@ def present(job: dict[str, Any]) -> dict[str, Any]:
         "running": status in INTERMEDIATE,
         "progress": min(max(float(progress), 0.0), 100.0) if isinstance(progress, int | float) else None,
         "error_message": job["error_message"] if status == "failed" else None,
-        "thumbnails": [{"url": i["url"], "alt": _text(i.get("description"))} for i in images[:THUMBNAILS]],
+        "thumbnails": images[:THUMBNAILS],
         "more_images": max(len(images) - THUMBNAILS, 0),
         "model": _text(metadata.get("model_name")),
         "generation_seconds": seconds if type(seconds) in (int, float) else None,
@@ -93,14 +125,6 @@ def age(when: str | None) -> str:
     seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
     unit, size = next(((unit, size) for unit, size in AGE_UNITS if seconds >= size), ("s", 1))
     return f"{seconds // size} {unit}"
-
-
-def web_url(url: Any) -> bool:
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:  # a malformed host such as "http://[::1"
-        return False
-    return parts is not None and parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _text(value: Any) -> str | None:

@@ -183,7 +183,7 @@ def summary(db: Database) -> dict[str, Any]:
 
     found = db.read(op)
     oldest = found.pop("oldest")
-    age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds() if oldest else None
+    age = round((datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()) if oldest else None
     return {**found, "oldest_queued_seconds": age}
 
 

@@ -5,7 +5,6 @@
 
 (function () {
   const POLL_MS = 1500;
-  const THUMBNAIL_SCHEMES = ["http:", "https:"];
   const LOCAL = new Intl.DateTimeFormat("fr-FR", {
     day: "numeric", month: "short", year: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
@@ -49,12 +48,9 @@
     return value.toLocaleString("fr-FR", { minimumFractionDigits: 0, maximumFractionDigits: 1 });
   }
 
-  function webUrl(text) {
-    try {
-      return THUMBNAIL_SCHEMES.includes(new URL(text).protocol);
-    } catch (error) {
-      return false;
-    }
+  // the service's own thumbnails only: a path on this origin, as the server writes it (a second lock, with the CSP)
+  function ownPath(text) {
+    return typeof text === "string" && text.startsWith("/jobs/") && !text.startsWith("//");
   }
 
   // an element with a class and, optionally, text; children appended
@@ -99,11 +95,16 @@
 
     const images = element("td", "images");
     for (const image of job.thumbnails) {
-      if (!webUrl(image.url)) continue; // the server already keeps only http(s) URLs: a second lock
-      const img = element("img", "thumb");
-      img.setAttribute("src", image.url);
-      img.setAttribute("alt", image.alt || "");
-      images.append(img);
+      if (ownPath(image.url)) {
+        const img = element("img", "thumb");
+        img.setAttribute("src", image.url);
+        img.setAttribute("alt", image.alt || "");
+        images.append(img);
+      } else {
+        const state = element("span", "thumb copy-" + (image.state || "none"), image.label);
+        state.title = image.error || image.label;
+        images.append(state);
+      }
     }
     if (job.more_images) images.append(element("span", "more", "+" + job.more_images));
 

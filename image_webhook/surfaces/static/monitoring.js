@@ -95,6 +95,12 @@
       p99: number(stats.processing_ms.overall_p99, "ms"),
       images: number(stats.image_sizes.images_total),
       bytes: size(stats.image_sizes.bytes_total),
+      copies_queued: number(stats.copies.counts.queued),
+      copies_copying: number(stats.copies.counts.copying),
+      copies_stored: number(stats.copies.counts.stored),
+      copies_failed: number(stats.copies.counts.failed),
+      copies_refused: number(stats.copies.counts.refused),
+      copies_oldest: stats.copies.oldest_queued_seconds === null ? "—" : number(stats.copies.oldest_queued_seconds, "s"),
     };
     for (const [name, text] of Object.entries(totals)) {
       section.querySelector('[data-stat="' + name + '"]').textContent = text;
