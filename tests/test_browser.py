@@ -1,6 +1,7 @@
 """/jobs in a real headless Chromium: live progress and thumbnails, no reload, hostile fields inert, times in the
 browser's time zone, the offline indicator, the 404 page, a screenshot."""
 
+import io
 import os
 import re
 import shutil
@@ -68,32 +69,36 @@ def until(read, done=bool, timeout=10, what="the page"):
 
 
 def picture(number):
-    """A small SVG landscape, different for each number: the thumbnails' images."""
+    """A small PNG landscape, different for each number: what the backend serves and the service copies."""
+    from PIL import Image, ImageDraw
+
     hue = (number * 67) % 360
-    sun = 30 + (number * 23) % 60
-    return (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 100 100">'
-        f'<defs><linearGradient id="s" x2="0" y2="1"><stop offset="0" stop-color="hsl({hue},70%,35%)"/>'
-        f'<stop offset="1" stop-color="hsl({(hue + 40) % 360},80%,75%)"/></linearGradient></defs>'
-        '<rect width="100" height="100" fill="url(#s)"/>'
-        f'<circle cx="{sun}" cy="32" r="12" fill="hsl({(hue + 180) % 360},90%,80%)"/>'
-        f'<path d="M0 75 Q25 {55 + number % 15} 50 72 T100 68 V100 H0Z" fill="hsl({(hue + 120) % 360},40%,25%)"/>'
-        f'<path d="M0 88 Q35 78 60 90 T100 85 V100 H0Z" fill="hsl({(hue + 150) % 360},35%,15%)"/></svg>'
-    ).encode()
+    image = Image.new("RGB", (512, 512))
+    draw = ImageDraw.Draw(image)
+    for y in range(512):  # a sky from dark to light
+        draw.line([(0, y), (511, y)], fill=f"hsl({(hue + y * 40 // 512) % 360},70%,{35 + y * 40 // 512}%)")
+    sun = 150 + (number * 117) % 300
+    draw.ellipse([sun - 60, 100, sun + 60, 220], fill=f"hsl({(hue + 180) % 360},90%,80%)")
+    draw.polygon(
+        [(0, 380 + number % 40), (256, 330), (511, 360), (511, 511), (0, 511)], fill=f"hsl({(hue + 120) % 360},40%,25%)"
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 class Pictures:
-    """A tiny image server on loopback: GET /<n>.svg answers picture(n); the thumbnails point here."""
+    """The backend's image server on loopback: GET /<n>.png answers picture(n); the service copies from here."""
 
     def __init__(self):
         class Handler(BaseHTTPRequestHandler):
             timeout = 5
 
             def do_GET(self):
-                number = self.path.strip("/").removesuffix(".svg")
+                number = self.path.strip("/").removesuffix(".png")
                 body = picture(int(number)) if number.isdigit() else b""
                 self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "image/svg+xml")
+                self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -140,10 +145,11 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture
-def server(tmp_path, browser):
-    """The service as `make run` starts it (development, SQLite), one worker; the browser leaves its page
-    before it stops (a polling page keeps its connections busy)."""
-    with GunicornServer(tmp_path, {"APP_ENV": "development", "WEB_CONCURRENCY": "1"}) as server:
+def server(tmp_path, browser, pictures):
+    """The service as `make run` starts it (development, SQLite), one worker, copying from the test's image
+    server; the browser leaves its page before it stops (a polling page keeps its connections busy)."""
+    env = {"APP_ENV": "development", "WEB_CONCURRENCY": "1", "IMAGE_SOURCES": pictures.url}
+    with GunicornServer(tmp_path, {**env, "IMAGE_STORE": f"file://{tmp_path / 'images'}"}) as server:
         yield server
         browser.get("about:blank")
 
@@ -158,7 +164,13 @@ def completed(job_id, pictures, numbers, *, prompt, model, seconds, user=None):
     body = payload(COMPLETED, job_id, message=f"{len(numbers)} image(s) prête(s)")
     image = body["data"]["images"][0]
     body["data"]["images"] = [
-        {**image, "url": f"{pictures.url}/{n}.svg", "description": prompt, "size_bytes": 180_000 * (n % 7 + 1)}
+        {
+            **image,
+            "url": f"{pictures.url}/{n}.png",
+            "description": prompt,
+            "size_bytes": len(picture(n)),
+            "dimensions": "512x512",
+        }
         for n in numbers
     ]
     body["data"]["metadata"].update(model_name=model, generation_time_seconds=seconds)
@@ -202,7 +214,7 @@ def test_progress_moves_and_thumbnails_appear_without_a_reload(browser, server, 
     assert state == {
         "status": "completed",
         "progress": None,
-        "images": [f"{pictures.url}/1.svg", f"{pictures.url}/2.svg"],
+        "images": [f"/jobs/{job_id}/images/0/thumbnail", f"/jobs/{job_id}/images/1/thumbnail"],
     }
 
     assert browser.execute_script("return window.__loaded") == marker  # the same document all along
