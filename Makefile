@@ -32,8 +32,9 @@ lint: $(INSTALLED) ## ruff (lint and format check), mypy, and the layers' import
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Flask's CLI reads .flaskenv (APP_ENV=development), under .env and the environment: production's settings win
 migrate: $(INSTALLED) ## apply pending database migrations (DATABASE_URL; by default the SQLite file in instance/)
-	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app db upgrade
 
 curl-demo: ## the spec's sample payloads, posted with curl to a running server (make run in another terminal)
 	URL=$(URL) ./scripts/curl-demo.sh

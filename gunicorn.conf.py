@@ -4,7 +4,7 @@ import os
 import sys
 
 from image_webhook.domain.settings import ConfigError, load_settings
-from image_webhook.server import internals
+from image_webhook.server import internals, master
 from image_webhook.server.worker import with_header_timeout
 
 # Fail in the master, once, with a message naming the variable: a worker that cannot boot
@@ -42,10 +42,8 @@ forwarded_allow_ips = settings.forwarded_allow_ips
 # WEB_CONCURRENCY overrides.
 workers = settings.web_concurrency
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # several processes: prometheus-client adds their metrics up from files in this directory
-    import tempfile
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-webhook-metrics-")
+    # several processes: prometheus-client adds their metrics up from files in this directory (on_exit removes it)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = master.metrics_directory()
 # gthread with 4 threads, chosen by measurement (`make bench-workers`, BENCHMARKS.md), in a subclass
 # that reads each request's head in its event loop: a silent or slow client costs a connection, not a
 # thread, and is answered 408 after HEADER_TIMEOUT. The same worker answers gunicorn's own errors in
@@ -76,9 +74,23 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """In the master, once, before any worker forks: bring the database's schema up to date."""
-    if not settings.database_url:
-        return
+    """In the master, once, before it binds and before any worker forks: the port must be free, and the
+    database's schema up to date. A refusal is one line, and the metrics' directory goes with it."""
+    try:
+        busy = None if master.inherits_sockets() else master.busy_port(server.cfg.address, server.cfg.reuse_port)
+        if busy:
+            sys.exit(busy)  # at once: gunicorn would retry for 5 s, with 10 ERROR lines
+        if settings.database_url:
+            _migrate()
+    except BaseException as exc:  # a refusal (SystemExit), or Ctrl-C
+        master.remove_metrics_directory()
+        if isinstance(exc, KeyboardInterrupt):  # it comes before gunicorn's own signal handlers: no traceback
+            print(master.INTERRUPTED, file=sys.stderr)
+            raise SystemExit(130) from None
+        raise
+
+
+def _migrate():
     from image_webhook.storage.database import migrate
 
     try:
@@ -88,6 +100,16 @@ def on_starting(server):
             sys.exit(migrate.NOT_MIGRATED.format(", ".join(pending)))
     except Exception as exc:  # any failure stops the start, named, without a traceback
         sys.exit(migrate.CANNOT_MIGRATE.format(type(exc).__name__))
+
+
+def when_ready(server):
+    """In the master, once it listens: the start-up lines, once for the service (the workers boot next)."""
+    master.announce(settings, reloading=server.cfg.reload, log=server.log)
+
+
+def on_exit(server):
+    """The master's last step, its workers gone: the metrics' directory it made goes too."""
+    master.remove_metrics_directory()
 
 
 def post_fork(server, worker):

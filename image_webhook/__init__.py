@@ -28,7 +28,7 @@ def create_app(
     `config` (setting names only); `clock` drives the memory stores, `job_handler` processes each job."""
     # Imported here, in the worker, not when gunicorn.conf.py reads the configuration in the master:
     # prometheus-client picks its multiprocess mode when it is first imported.
-    from .domain.settings import load_settings, startup_warnings
+    from .domain.settings import load_settings
     from .observability import logs
     from .service import EXTENSION
     from .service.assembly import build_service
@@ -40,9 +40,8 @@ def create_app(
     app = WebhookFlask(__name__, static_folder=None, template_folder=None)  # the page's blueprint serves them
     # the client's address behind the HTTPS front, believed from FORWARDED_ALLOW_IPS only (docs/deploy.md)
     app.wsgi_app = TrustedForwarded(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
-    log = logs.configure(settings.log_level, settings.log_format)
-    for warning in startup_warnings(settings):
-        log.warning("⚠️ [Image Webhook] %s", warning, extra={"event": "configuration"})
+    # the start-up lines (the warnings, ℹ️ Prêt) are the server's, once: gunicorn.conf.py's when_ready
+    logs.configure(settings.log_level, settings.log_format)
     service = build_service(settings, clock=clock, job_handler=job_handler)
     app.extensions[EXTENSION] = service
     errors.register(app)
@@ -54,14 +53,6 @@ def create_app(
     commands.register(app)  # the operators' commands: flask --app app db|jobs ...
     image_commands.register(app)  # ... and images
     service.start()  # gunicorn imports the app in each worker after the fork: each worker runs its own threads
-    log.info(
-        "ℹ️ [Image Webhook] Prêt: APP_ENV=%s, WEBHOOK_AUTH=%s, fenêtre d'idempotence %ss, base de données %s",
-        settings.app_env,
-        settings.webhook_auth,
-        settings.idempotence_window,
-        service.db.dialect if service.db is not None else "aucune",
-        extra={"event": "ready"},
-    )
     return app
 
 

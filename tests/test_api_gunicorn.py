@@ -87,7 +87,7 @@ def test_the_authentication_matrix_in_production(server):
 
 def test_in_production_without_tokens_the_api_is_closed_and_the_webhook_works(database, tmp_path):
     """Without JOBS_API_TOKENS every API call of every credential is 401, the webhook answers 200, and each
-    worker's start-up line warns about JOBS_API_TOKENS."""
+    the master's start-up lines warn about JOBS_API_TOKENS."""
     with GunicornServer(tmp_path, {**PRODUCTION, "DATABASE_URL": database}) as server:
         job_id = new_id()
         post(server, COMPLETED, job_id)

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import uuid
 
+import click
 import pytest
 from click.testing import CliRunner
 from flask.cli import FlaskGroup
@@ -20,6 +22,7 @@ from tests.servers import ROOT, SERVICE_VARIABLES
 
 JOB = COMPLETED["job_id"]
 OLD = "2020-01-01T00:00:00.000000+00:00"
+NO_SECRET = "Configuration invalide: WEBHOOK_SECRET is required when APP_ENV is production (WEBHOOK_AUTH=secret)"
 
 
 @pytest.fixture
@@ -200,12 +203,12 @@ def test_every_command_needs_a_database(run, command):
 
 
 def test_a_configuration_error_is_one_line_not_a_traceback(monkeypatch):
-    """create_app wrapped for Flask's CLI turns a configuration error into one line and exit 1."""
+    """create_app wrapped for Flask's CLI turns a configuration error into one line and exit 2."""
     monkeypatch.delenv("FLASK_RUN_FROM_CLI", raising=False)  # FlaskGroup sets it; gone after the test
     factory = commands.one_line_errors(create_app)
     group = FlaskGroup(create_app=lambda: factory({"APP_ENV": "production"}, environ={}), load_dotenv=False)
     result = CliRunner().invoke(group, ["jobs", "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == (
         "Configuration invalide: WEBHOOK_SECRET is required when APP_ENV is production (WEBHOOK_AUTH=secret)\n"
     )
@@ -229,4 +232,56 @@ def test_the_real_command_prints_the_job(sqlite_template, tmp_path):
     document = json.loads(result.stdout)
     assert document["job"] == expected
     assert [delivery["outcome"] for delivery in document["deliveries"]] == ["processed"]
-    assert "Traceback" not in result.stderr
+    assert result.stderr == ""  # the command's output only: no start-up line, no warning
+
+
+def flask(cwd, *args, **env):
+    """`python -m flask --app app ARGS` in `cwd`, beside copies of app.py and .flaskenv (no developer's .env),
+    with none of the service's variables but `env`; returns (exit code, stdout, stderr)."""
+    for name in ("app.py", ".flaskenv"):
+        shutil.copy(ROOT / name, cwd / name)
+    environ = {name: value for name, value in os.environ.items() if name not in (*SERVICE_VARIABLES, "FLASK_APP")}
+    environ.update(env, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "flask", "--app", "app", *args]
+    result = subprocess.run(command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_the_documented_command_works_with_the_development_defaults(sqlite_template, tmp_path):
+    """`flask --app app jobs list`, as docs/storage.md gives it, with no APP_ENV: .flaskenv gives the
+    development defaults of `make run`, and the command prints its own output only."""
+    shutil.copy(sqlite_template, tmp_path / "jobs.sqlite3")
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    assert flask(tmp_path, "jobs", "list", DATABASE_URL=url) == (0, "Aucun job\n", "")
+
+
+def test_production_reads_its_environment_and_a_bad_one_is_one_line(tmp_path):
+    """APP_ENV=production from the environment wins over .flaskenv: without a secret the command says so
+    in one line naming the variable and exits 2, no traceback."""
+    code, out, err = flask(tmp_path, "jobs", "list", APP_ENV="production", DATABASE_URL="")
+    assert (code, out) == (2, "")
+    assert (
+        err == "Configuration invalide: WEBHOOK_SECRET is required when APP_ENV is production (WEBHOOK_AUTH=secret)\n"
+    )
+
+
+def test_help_lists_every_command_even_with_a_bad_configuration(tmp_path):
+    """`flask --app app --help` lists db and jobs with their French help, whatever the configuration; a bad
+    one is named in one line, never a traceback."""
+    for env in ({}, {"APP_ENV": "production"}):
+        code, out, err = flask(tmp_path, "--help", DATABASE_URL="", **env)
+        assert code == 0 and "Traceback" not in err, err
+        listed = {line.split()[0]: line for line in out.split("Commands:")[1].splitlines() if line.strip()}
+        assert listed["db"].split(None, 1)[1].startswith("Le schéma de la base de données"), out
+        assert listed["jobs"].split(None, 1)[1] == "Les jobs enregistrés et leurs livraisons.", out
+        assert [line for line in err.splitlines() if line] == ([f"Error: {NO_SECRET}"] if env else []), err
+
+
+def test_the_commands_help_is_french():
+    """Every command of db and jobs, and each of their options, has its help in French, like its output."""
+    english = re.compile(r"\b(the|of|and|only|how|many|include|list|apply|delete)\b", re.IGNORECASE)
+    for group in (commands.db_commands, commands.jobs_commands):
+        assert group.help and not english.search(group.help), group.help
+        for command in group.commands.values():
+            texts = [command.help, *(option.help for option in command.params if isinstance(option, click.Option))]
+            assert all(text and not english.search(text) for text in texts), (command.name, texts)

@@ -6,6 +6,7 @@ import pytest
 
 from image_webhook import create_app
 from image_webhook.domain.settings import ConfigError, load_settings, read_environment
+from image_webhook.server import master
 
 
 def test_defaults():
@@ -75,9 +76,10 @@ def test_dotenv_is_read_and_the_real_environment_wins(tmp_path, monkeypatch):
     assert (settings.app_env, settings.idempotence_window, settings.port) == ("development", 42, 5000)
 
 
-def test_short_secret_is_a_warning_that_does_not_reveal_it(make_app, caplog):
-    """A secret shorter than 32 characters logs a warning at start-up, without the secret itself."""
+def test_short_secret_is_a_warning_that_does_not_reveal_it(caplog):
+    """A secret shorter than 32 characters logs a warning at start-up (gunicorn's master: server/master.py),
+    without the secret itself."""
     caplog.set_level(logging.WARNING, logger="image_webhook")
-    make_app(APP_ENV="production", WEBHOOK_SECRET="short-secret-value")
+    master.announce(load_settings({"APP_ENV": "production", "WEBHOOK_SECRET": "short-secret-value"}, environ={}))
     assert any("WEBHOOK_SECRET" in r.getMessage() and "32" in r.getMessage() for r in caplog.records)
     assert "short-secret-value" not in caplog.text

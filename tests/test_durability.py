@@ -221,8 +221,8 @@ def test_two_instances_on_one_database_process_each_job_once(tmp_path, shared_ur
     env = {**DEV, "DATABASE_URL": shared_url}
     race, job_ids = new_jobs("race", 1)[0], new_jobs("pair", 2000)
     with GunicornServer(tmp_path, env) as one, GunicornServer(tmp_path, env) as two:
-        for server in (one, two):  # every worker up: the race is between all ten
-            server.wait_for("[Image Webhook] Prêt", DEFAULT_WORKERS, timeout=30)
+        for server in (one, two):  # every worker forked (one still loading the app leaves the race to the others)
+            server.wait_for("Booting worker with pid", DEFAULT_WORKERS, timeout=30)
         urls, barrier = [one.url, two.url], threading.Barrier(64)
 
         def racer(i):

@@ -279,3 +279,20 @@ def test_line_buffer_flush_while_logging_shuts_down():
     except subprocess.TimeoutExpired:
         pytest.fail("the two flushes deadlocked")
     assert (done.returncode, done.stdout) == (0, "kept\n"), done.stderr
+
+
+@pytest.mark.database
+def test_a_late_progress_says_whether_its_job_ended(client, logs):
+    """A progress behind a job still running is logged as late on that job with its status; behind a job
+    that ended, with the specification's line."""
+    running, ended = f"late-running-{RUN}", f"late-ended-{RUN}"
+    for body in (payload(PROGRESS, running, status="saving"), payload(COMPLETED, ended)):
+        assert client.post(URL, json=body).status_code == 200
+    for job_id in (running, ended):
+        assert client.post(URL, json=payload(PROGRESS, job_id)).status_code == 200  # generating: behind both
+    late = [r.getMessage() for r in logs.records if getattr(r, "event", None) == "late_progress"]
+    assert late == [
+        f"ℹ️ [Image Webhook] Statut intermédiaire en retard sur le job (ignoré): {running} generating "
+        "(le job est à saving)",
+        f"ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): {ended} generating",
+    ]

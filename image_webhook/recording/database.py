@@ -67,7 +67,9 @@ class DatabaseRecorder:
             if decision.after_completed:
                 journal.failed_after_completed(job_id)
         elif decision.outcome is not Outcome.PROCESSED:  # logged here, in the request's thread, once committed
-            journal.progress(notification, decision.outcome, late=decision.outcome is Outcome.STALE)
+            journal.progress(
+                notification, decision.outcome, late=decision.outcome is Outcome.STALE, job_status=decision.current
+            )
         else:
             if decision.replaced_failed:
                 journal.completed_after_failed(job_id)

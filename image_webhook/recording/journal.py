@@ -26,10 +26,19 @@ def payload(notification: Notification) -> None:
         log.info("📦 [Image Webhook] Payload reçu: %s", LazyJson(summary), extra={"event": "payload"})
 
 
-def progress(notification: Notification, outcome: Outcome, *, late: bool) -> None:
-    """ℹ️: an intermediate status; `late` when its job is already further on (it changes nothing)."""
+def progress(notification: Notification, outcome: Outcome, *, late: bool, job_status: Status | None = None) -> None:
+    """ℹ️: an intermediate status; `late` when its job is already further on (it changes nothing), at
+    `job_status` when known: an intermediate one means the job has not ended, and the line says so."""
     job_id, status = notification.job_id, notification.status.value
-    if late:
+    if late and job_status is not None and not job_status.terminal:
+        log.info(
+            "ℹ️ [Image Webhook] Statut intermédiaire en retard sur le job (ignoré): %s %s (le job est à %s)",
+            job_id,
+            status,
+            job_status.value,
+            extra={"event": "late_progress", "outcome": outcome},
+        )
+    elif late:
         log.info(
             "ℹ️ [Image Webhook] Statut intermédiaire reçu après la fin du job (ignoré): %s %s",
             job_id,

@@ -20,6 +20,7 @@ NAMES: dict[str, tuple[str, ...]] = {
         "enqueue_req",
         "finish_request",
         "handle_error",
+        "handle_quit",
         "init_signals",
         "murder_keepalived",
         "murder_pending",
@@ -51,8 +52,8 @@ NAMES: dict[str, tuple[str, ...]] = {
 # method path: the instance attributes the edge uses, which that method must still assign
 ASSIGNED: dict[str, tuple[str, ...]] = {
     "gunicorn.workers.base.Worker.__init__": ("alive", "cfg", "log"),
-    "gunicorn.workers.gthread.ThreadWorker.__init__": ("keepalived_conns", "nr_conns"),
-    "gunicorn.workers.gthread.ThreadWorker.init_process": ("poller",),
+    "gunicorn.workers.gthread.ThreadWorker.__init__": ("keepalived_conns", "method_queue", "nr_conns"),
+    "gunicorn.workers.gthread.ThreadWorker.init_process": ("poller", "tpool"),
     "gunicorn.workers.gthread.TConn.__init__": ("client", "data_ready", "parser", "sock"),
     "gunicorn.glogging.Logger.__init__": ("access_log", "error_log"),
     "gunicorn.arbiter.Arbiter.__init__": ("SIG_QUEUE",),

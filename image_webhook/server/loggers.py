@@ -1,10 +1,12 @@
 """gunicorn's own lines (its errors, the access log) in the service's format: one record per line, text or JSON."""
 
 import logging
+import os
 
 from gunicorn import glogging
 
 from ..observability.logs import JsonFormatter, LineBuffer, one_line
+from .master import RELOADER
 
 
 class OneLineFormatter(logging.Formatter):
@@ -18,11 +20,26 @@ class OneLineFormatter(logging.Formatter):
         return one_line(self.inner.format(record))
 
 
+class MasterOnly(logging.Filter):
+    """Drops gunicorn's --reload warning in the workers, each of which logs it as it boots: the master, the
+    process that set the logger up, logs it once for the service (server/master.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self.master = os.getpid()
+
+    def filter(self, record):
+        return record.msg != RELOADER or os.getpid() == self.master
+
+
 class GunicornTextLogger(glogging.Logger):
     """gunicorn's logger with LOG_FORMAT=text: its usual lines, each record on one line (a traceback too)."""
 
     def setup(self, cfg):
         super().setup(cfg)
+        for old in [f for f in self.error_log.filters if isinstance(f, MasterOnly)]:  # setup() again: SIGHUP
+            self.error_log.removeFilter(old)
+        self.error_log.addFilter(MasterOnly())
         self.names_headers = "{" in cfg.access_log_format  # a {name}i, {name}o or {name}e atom
         for handler in self.error_log.handlers + self.access_log.handlers:
             handler.setFormatter(self.line_formatter(handler.formatter or logging.Formatter()))

@@ -36,6 +36,7 @@ class HeadReadingWorker(ThreadWorker):
         self.heads: deque[TConn] = deque()  # reading a request head
         self.lingering: deque[TConn] = deque()  # answered and half-closed, until the client closes
         self.rules = HeadRules(self.cfg)
+        self.quitting = False  # SIGQUIT or SIGINT came: exit at the loop's next turn, without a graceful wait
 
     def init_signals(self) -> None:
         super().init_signals()
@@ -46,6 +47,18 @@ class HeadReadingWorker(ThreadWorker):
         while master_signals is not None and not master_signals.empty():
             if master_signals.get_nowait() in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 self.alive = False
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT (the master's fast stop) and SIGINT (Ctrl-C reaches every process of the terminal): stop now.
+
+        gunicorn calls sys.exit() in this handler, which raises SystemExit wherever the main thread happens to
+        be; in a garbage collector's callback (a worker's first collection, often while create_app() runs, meets
+        the master's SQLAlchemy objects) Python prints "Exception ignored ... SystemExit: 0" and goes on. Here
+        the handler only asks: a booting worker finishes its boot and run() returns at once (alive is False);
+        a running one leaves at the next turn of its loop, from wait_for_and_dispatch_events."""
+        self.alive = False
+        self.quitting = True
+        self.method_queue.defer(lambda: None)  # wakes the poller, as gthread's handle_exit does
 
     # Where heads start: a new connection, a kept-alive one readable again, bytes read ahead with a body.
     # TLS (and HTTP/2 prior knowledge) read the socket in conn.init() themselves: plain gthread for them.
@@ -167,6 +180,10 @@ class HeadReadingWorker(ThreadWorker):
                 self.drop(queue[0], queue)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        if self.quitting:  # gunicorn's own quit, at a point of this loop rather than inside the signal handler
+            self.tpool.shutdown(wait=False)
+            self.cfg.worker_int(self)
+            raise SystemExit(0)
         # wake up at the next deadline rather than after run()'s fixed 1 s
         for queue in (self.heads, self.lingering):
             if queue:

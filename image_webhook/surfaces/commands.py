@@ -1,4 +1,6 @@
-"""The operators' commands, `flask --app app db ...` and `flask --app app jobs ...`, registered by create_app()."""
+"""The operators' commands, `flask --app app db ...` and `flask --app app jobs ...`: Flask's CLI finds them as
+plugins (pyproject.toml's flask.commands), listed even when the app cannot load; create_app() registers them on
+app.cli too. Their help is French, like what they print."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, NoAppException, ScriptInfo, load_dotenv
 
 from ..domain.settings import ConfigError
 from ..domain.values import Status
@@ -22,8 +24,8 @@ STATELESS = "pas de base de données: DATABASE_URL est vide"
 UNREACHABLE = "la base de données ne répond pas{}: vérifiez DATABASE_URL"
 LISTED = ("job_id", "status", "progress", "created_at", "deliveries", "duplicates")
 
-db_commands = AppGroup("db", help="The database schema (DATABASE_URL): Alembic migrations.")
-jobs_commands = AppGroup("jobs", help="The recorded jobs and their deliveries.")
+db_commands = AppGroup("db", help="Le schéma de la base de données (DATABASE_URL): ses migrations Alembic.")
+jobs_commands = AppGroup("jobs", help="Les jobs enregistrés et leurs livraisons.")
 
 
 def register(app: Flask) -> None:
@@ -32,17 +34,36 @@ def register(app: Flask) -> None:
 
 
 def one_line_errors(factory: Callable[..., Flask]) -> Callable[..., Flask]:
-    """`factory` (create_app) for `flask --app`: a configuration error is one line on stderr and exit 1, as
-    gunicorn says it, not a traceback (Flask's CLI shows only its own errors cleanly)."""
+    """`factory` (create_app), for app.py: when a click command loads it (`flask --app app`), a configuration
+    error is one line on stderr naming the variable, as gunicorn says it, and exit 2; never a traceback.
+    Elsewhere (gunicorn, the tests) it is the factory itself."""
 
     @functools.wraps(factory)
     def create(*args: Any, **kwargs: Any) -> Flask:
+        context = click.get_current_context(silent=True)
+        info = context.find_object(ScriptInfo) if context is not None else None
+        if info is not None and info.load_dotenv_defaults:
+            # Flask's CLI loads .flaskenv and .env before running a command, but `flask --app app --help` lists
+            # the commands (loading the app) before: load them here too (what is set already stays)
+            load_dotenv()
         try:
             return factory(*args, **kwargs)
         except ConfigError as exc:
-            raise Failure(f"Configuration invalide: {exc}") from None
+            if context is None:
+                raise
+            raise BadConfiguration(f"Configuration invalide: {exc}") from None
 
     return create
+
+
+class BadConfiguration(NoAppException):
+    """The app cannot load: its configuration is wrong. Flask's CLI shows a NoAppException as one line in
+    `--help` (the plugin commands are still listed); a command shows it alone on stderr, and exits 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
 
 
 class Failure(click.ClickException):
@@ -97,7 +118,7 @@ def _check_schema(url: str) -> None:
 @db_commands.command("upgrade")
 @with_database(migrated=False)
 def upgrade(db: Database) -> None:
-    """Apply the pending migrations (idempotent)."""
+    """Applique les migrations en attente (sans effet si la base est à jour)."""
     from ..storage.database import migrate
 
     url = service().settings.database_url
@@ -112,18 +133,18 @@ def upgrade(db: Database) -> None:
 @db_commands.command("pending")
 @with_database(migrated=False)
 def pending(db: Database) -> None:
-    """List the migrations not yet applied, oldest first."""
+    """Liste les migrations pas encore appliquées, la plus ancienne d'abord."""
     waiting = _pending(service().settings.database_url)
     click.echo("\n".join(waiting) if waiting else "Base de données à jour")
 
 
 @jobs_commands.command("show")
 @click.argument("job_id")
-@click.option("--body", is_flag=True, help="Include each delivery's raw body, as received.")
+@click.option("--body", is_flag=True, help="Avec le corps brut de chaque livraison, tel que reçu.")
 @with_database()
 def show(db: Database, job_id: str, body: bool) -> None:
-    """A job and its deliveries (newest first), as JSON. Exit 1 when the job is not recorded; the
-    deliveries that name it (refused ones) are still printed."""
+    """Un job et ses livraisons (la plus récente d'abord), en JSON. Code de sortie 1 si le job n'est pas
+    enregistré; les livraisons à son nom (refusées) sont tout de même affichées."""
     job = jobs.find(db, job_id)
     received = deliveries.for_job(db, job_id, include_body=body)
     if job is not None or received:
@@ -133,12 +154,12 @@ def show(db: Database, job_id: str, body: bool) -> None:
 
 
 @jobs_commands.command("list")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="How many jobs.")
-@click.option("--status", type=click.Choice([status.value for status in Status]), help="Only the jobs in this status.")
-@click.option("--json", "as_json", is_flag=True, help="The jobs as a JSON array, every field.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Combien de jobs.")
+@click.option("--status", type=click.Choice([status.value for status in Status]), help="Les jobs à ce statut.")
+@click.option("--json", "as_json", is_flag=True, help="Les jobs en tableau JSON, tous leurs champs.")
 @with_database()
 def list_jobs(db: Database, limit: int, status: str | None, as_json: bool) -> None:
-    """The newest jobs first, one line each."""
+    """Les jobs les plus récents d'abord, un par ligne."""
     found, _ = jobs.page(db, {"status": status} if status else {}, limit=limit, after=None)
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
@@ -163,11 +184,11 @@ def _table(rows: list[Any]) -> str:
 
 
 @jobs_commands.command("purge")
-@click.option("--deliveries-days", type=click.FloatRange(0, min_open=True), help="[default: DELIVERY_RETENTION_DAYS]")
-@click.option("--jobs-days", type=click.FloatRange(0, min_open=True), help="[default: JOB_RETENTION_DAYS]")
+@click.option("--deliveries-days", type=click.FloatRange(0, min_open=True), help="[défaut: DELIVERY_RETENTION_DAYS]")
+@click.option("--jobs-days", type=click.FloatRange(0, min_open=True), help="[défaut: JOB_RETENTION_DAYS]")
 @with_database()
 def purge(db: Database, deliveries_days: float | None, jobs_days: float | None) -> None:
-    """Delete the deliveries and jobs older than their retention, in small batches."""
+    """Supprime les livraisons et les jobs plus anciens que leur rétention, par petits lots."""
     settings = service().settings
     delivery_days = deliveries_days or settings.delivery_retention_days
     job_days = jobs_days or settings.job_retention_days

@@ -25,6 +25,7 @@ class Decision:
     after_completed: bool = False  # a failed arrived after a completed: changes nothing
     completed: bool = False  # the job's record is completed now: the fast path may answer its duplicates
     replay: bool = False  # a signed message already handled (its webhook-id), whatever worker handled it
+    current: Status | None = None  # STALE: the status its job is at (the log says whether the job ended)
 
 
 def record(
@@ -104,11 +105,11 @@ def _decide(row: Any, notification: Notification) -> Decision:
             return Decision(Outcome.DUPLICATE, after_completed=done and status is Status.FAILED, completed=done)
         return Decision(Outcome.PROCESSED, completed=status is Status.COMPLETED)
     if current.rank > status.rank:
-        return Decision(Outcome.STALE)
+        return Decision(Outcome.STALE, current=current)
     if current.rank == status.rank:
         progress, known = notification.payload.get("progress"), row["progress"]
         if progress is None or (known is not None and progress <= known):
-            return Decision(Outcome.STALE)
+            return Decision(Outcome.STALE, current=current)
     return Decision(Outcome.INTERMEDIATE)
 
 
