@@ -25,7 +25,8 @@ def serve(db: Database, job_id: str, position: int, *, thumbnail: bool) -> Respo
         job = find_job(db, job_id)  # 404 "Job inconnu"
         if not 0 <= position < len(job["images"] or ()):
             raise NotFound("Image inconnue: l'index va de 0 au nombre d'images moins 1")
-        return refusal(404, "Not Found", Outcome.ERROR, message="Image non copiée", copy=copy)
+        shown = None if copy is None else {**copy, "url": None, "thumbnail_url": None}  # as the job shows it
+        return refusal(404, "Not Found", Outcome.ERROR, message="Image non copiée", copy=shown)
     digest, content_type = copy["sha256"], copy["content_type"]
     key = thumbnail_key(digest) if thumbnail else image_key(digest, content_type)
     location = store.locate(key)
