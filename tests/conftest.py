@@ -12,7 +12,7 @@ from image_webhook.observability import logs
 from image_webhook.service import EXTENSION
 from image_webhook.storage.database import migrate
 from tests.payloads import SECRET, FakeClock
-from tests.servers import PostgresServer, RedisServer, require
+from tests.servers import PostgresServer, RedisServer, SeaweedServer, require
 
 # where "exactly once" is decided: the stateless mode's memory or Redis store, or a database
 STATELESS, DATABASES = ("memory", "redis"), ("sqlite", "postgresql")
@@ -134,3 +134,20 @@ def logs(caplog):
     """The service's log messages, captured from DEBUG up."""
     caplog.set_level(logging.DEBUG, logger="image_webhook")
     return caplog
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """One real SeaweedFS S3 server for the session (skipped with a how-to without `weed`, failed in CI)."""
+    SeaweedServer.require()
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_environment(monkeypatch, seaweed):
+    """The AWS variables boto3 reads, naming the test server's key (and nothing of the developer's)."""
+    for name, value in seaweed.environment.items():
+        monkeypatch.setenv(name, value)
+    return seaweed

@@ -392,3 +392,24 @@ def test_the_page_images_need_the_page_login_in_production(copying, source):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert answer.status_code == 200
+
+
+def test_an_s3_store_keeps_the_images_and_serves_them_by_presigned_url(copying, source, s3_environment):
+    """With IMAGE_STORE=s3://… (a real SeaweedFS): each image is stored; its route answers a 302 to a presigned
+    URL whose bytes are the source's, and the thumbnail's is a WebP of at most 256 px."""
+    import requests
+
+    store = f"s3://{s3_environment.BUCKET}/copies-{time.time_ns()}"
+    client = copying(IMAGE_STORE=store, S3_ENDPOINT_URL=s3_environment.url).test_client()
+    files = [image_bytes("PNG", (400, 300)), image_bytes("JPEG", (640, 480)), image_bytes("WEBP", (100, 700))]
+    kinds = ["image/png", "image/jpeg", "image/webp"]
+    images = [(source.add(f"/s3-{n}", data, kind), {}) for n, (data, kind) in enumerate(zip(files, kinds, strict=True))]
+    client.post(URL, json=completed("job-s3", *images, (source.add("/s3-last", files[0]), {})))
+    assert [c["state"] for c in copies_of(client, "job-s3")] == ["stored"] * 4
+    for n, data in enumerate(files):
+        answer = get(client, f"/api/jobs/job-s3/images/{n}")
+        assert answer.status_code == 302
+        assert requests.get(answer.headers["Location"], timeout=10).content == data
+        thumbnail = requests.get(get(client, f"/api/jobs/job-s3/images/{n}/thumbnail").headers["Location"], timeout=10)
+        assert Image.open(io.BytesIO(thumbnail.content)).format == "WEBP"
+        assert max(Image.open(io.BytesIO(thumbnail.content)).size) <= 256

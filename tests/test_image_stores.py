@@ -26,23 +26,6 @@ DEVELOPMENT = {"APP_ENV": "development"}  # no secret needed to read the setting
 UNSAFE_KEYS += ["ab\\x.png", "ab/x.png\x00", "ab/x y.png", "é.png", "a" * 513]
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory):
-    """One real SeaweedFS S3 server for the session (skipped with a how-to without `weed`, failed in CI)."""
-    SeaweedServer.require()
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_environment(monkeypatch, seaweed):
-    """The AWS variables boto3 reads, naming the test server's key (and nothing of the developer's)."""
-    for name, value in seaweed.environment.items():
-        monkeypatch.setenv(name, value)
-    return seaweed
-
-
 def s3_store(server, **options):
     """A store under a prefix of its own in the server's bucket, with short timeouts."""
     return S3Store(server.BUCKET, f"tests/{uuid.uuid4().hex}", server.url, 900, timeout=1, **options)
