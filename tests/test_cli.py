@@ -173,9 +173,9 @@ def test_db_upgrade_migrates_a_new_database(run, backend, request, tmp_path):
         url = request.getfixturevalue("postgres").create_database(f"new_{uuid.uuid4().hex}")
     result = run("jobs", "list", DATABASE_URL=url)
     assert result.exit_code == 1
-    assert result.stderr == "Base de données non migrée (0001, 0002, 0003 en attente): lancez make migrate\n"
-    assert run("db", "pending", DATABASE_URL=url).stdout.split() == ["0001", "0002", "0003"]
-    assert run("db", "upgrade", DATABASE_URL=url).stdout == "Migration(s) appliquée(s): 0001, 0002, 0003\n"
+    assert result.stderr == "Base de données non migrée (0001, 0002, 0003, 0004 en attente): lancez make migrate\n"
+    assert run("db", "pending", DATABASE_URL=url).stdout.split() == ["0001", "0002", "0003", "0004"]
+    assert run("db", "upgrade", DATABASE_URL=url).stdout == "Migration(s) appliquée(s): 0001, 0002, 0003, 0004\n"
     assert run("jobs", "list", DATABASE_URL=url).stdout == "Aucun job\n"
 
 

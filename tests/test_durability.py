@@ -351,7 +351,7 @@ def test_rows_written_at_the_first_revision_survive_the_upgrade(tmp_path, reques
     else:
         url = request.getfixturevalue("postgres").create_database(f"old_{uuid.uuid4().hex}")
     migrate.upgrade(url, "0001")
-    assert migrate.pending(url) == ["0002", "0003"]
+    assert migrate.pending(url) == ["0002", "0003", "0004"]
     values = {
         "job_id": "old-job",
         "status": "completed",
@@ -387,6 +387,7 @@ def test_rows_written_at_the_first_revision_survive_the_upgrade(tmp_path, reques
         db.close()
     assert (job["status"], job["progress"], job["prompt"], job["deliveries"]) == ("completed", 100, values["prompt"], 1)
     assert job["images"][0]["url"] == "http://localhost:9006/image_1.png"
+    assert job["copies"] == []  # recorded before the copies existed: none is made for it
     assert job["metadata"] == {"model_name": "gemini-2.0-flash-exp"}
     assert job["created_at"] == values["created_at"] and job["completed_at"] == values["completed_at"]
     assert [(d["outcome"], d["body"]) for d in listed] == [("processed", values["raw_body"].decode())]
