@@ -113,19 +113,19 @@ COMPLETED='{
 }'
 
 # the application registers the job when it asks the backend for a generation (the read API, with a database)
-api "201:pending" "0. the application registers the job (PUT /api/jobs/$JOB)" "/api/jobs/$JOB" -X PUT \
+api "201:pending" "0. the application registers the job: 201, pending until notified (PUT /api/jobs/$JOB)" "/api/jobs/$JOB" -X PUT \
   -H "Content-Type: application/json" --data-binary '{"user_id": "demo-user", "prompt": "Image de test"}'
 STATELESS=""
 if [[ "$ANSWER" == *"Pas de base de données"* ]]; then
   STATELESS=1; FAILED=()
   echo "(the service runs without a database, DATABASE_URL empty: no read API, the webhook alone)"; echo
 fi
-post "200:image(s) générée(s) avec succès" "1. completed (processed)" "$COMPLETED"
-post "200:Job déjà traité" "2. the same job again (duplicate)" "$COMPLETED"
-post "200:Statut intermédiaire reçu" "3. progress (intermediate status)" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
-post "200:Échec de la génération enregistré" "4. failed" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
-post "400:Données d'images manquantes" "5. completed without images" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
-post "400:JSON invalide" "6. bad JSON" '{"job_id": "broken",'
+post "200:image(s) générée(s) avec succès" "1. completed: 200, processed and recorded, its images queued for copying" "$COMPLETED"
+post "200:Job déjà traité" "2. the same job again: 200 Job déjà traité (a terminal notification is processed once)" "$COMPLETED"
+post "200:Statut intermédiaire reçu" "3. progress of another job: 200, its status moves forward" '{"job_id": "'"$JOB-next"'", "status": "generating", "timestamp": "'"$NOW"'", "progress": 50, "message": "Génération en cours..."}'
+post "200:Échec de la génération enregistré" "4. failed: 200, the failure is recorded" '{"job_id": "'"$JOB-failed"'", "status": "failed", "timestamp": "'"$NOW"'", "error_message": "Clé API Google invalide", "message": "Échec de la génération d'"'"'images"}'
+post "400:Données d'images manquantes" "5. completed without images: 400 (the schema requires at least one)" '{"job_id": "'"$JOB-empty"'", "status": "completed", "timestamp": "'"$NOW"'", "data": {"images": []}}'
+post "400:JSON invalide" "6. bad JSON: 400 with where the parser stopped" '{"job_id": "broken",'
 # a wrong secret is a 401 whenever the service checks a WEBHOOK_SECRET (the one this script read from the
 # environment or .env); in development without one, any header passes
 if [ -n "$SECRET" ]; then
