@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import random
 import tempfile
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ..domain.images import CopyState, image_key, thumbnail_key
+from ..observability.context import ACTIVITY
 from ..observability.logs import LOGGER
 from ..observability.metrics import Metrics
 from ..storage.database import Database, copies
@@ -24,6 +27,15 @@ from .verify import NotAnImage, verify
 log = logging.getLogger(LOGGER)
 MAX_DELAY = 600  # seconds: the retries' backoff stops doubling there
 POLL = 1.0  # seconds between two looks for due tasks when nothing woke the copiers
+NICE = 19  # the copiers' threads: the lowest priority
+YIELD = 0.25  # seconds a copy step waits at most for this process's requests to be answered
+
+
+def lowest_priority() -> None:
+    """Give this thread the lowest CPU priority (Linux: a thread is a task of its own): a copy's decoding and
+    encoding take the CPU the webhook leaves, and never slow its answers (make bench-images measures it)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: the default priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class Copiers:
@@ -50,8 +62,12 @@ class Copiers:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._background = True
 
-    def start(self) -> Copiers:
+    def start(self, *, background: bool = True) -> Copiers:
+        """Start the threads; `background` (inside the service): at the lowest CPU priority, and each copy step
+        after this process's requests (`images work` copies at full speed: it serves no request)."""
+        self._background = background
         if self.concurrency and not self._threads:
             self._threads = [threading.Thread(target=self._dispatch, name="copy-dispatcher", daemon=True)]
             self._threads += [
@@ -80,6 +96,8 @@ class Copiers:
         return all(thread.is_alive() for thread in self._threads)
 
     def _dispatch(self) -> None:
+        if self._background:
+            lowest_priority()
         renewed = time.monotonic()
         while not self._stopping.is_set() or self._running:  # stopping: claim nothing, keep the leases running
             try:
@@ -102,6 +120,8 @@ class Copiers:
             self._wake.clear()
 
     def _copy_loop(self) -> None:
+        if self._background:
+            lowest_priority()
         while (task := self._tasks.get()) is not None:
             try:
                 self.copy(task)
@@ -132,8 +152,10 @@ class Copiers:
 
     def _store(self, task: copies.Task) -> int | None:
         with tempfile.NamedTemporaryFile(prefix="image-copy-") as file:
+            self._after_requests()
             fetched = self.fetcher.fetch(task.url, cast(BinaryIO, file))
             file.flush()
+            self._after_requests()
             verified = verify(Path(file.name), fetched.size, task.claims)
             if not copies.hashed(self.db, task, fetched.sha256):
                 return None  # the lease ran out and another copier has the task: it will record the end
@@ -163,6 +185,11 @@ class Copiers:
                 extra={**extra, "event": "image_mismatch"},
             )
         return fetched.size
+
+    def _after_requests(self) -> None:
+        """Inside the service, a copy step waits (YIELD at most) for this process's requests to be answered."""
+        if self._background:
+            ACTIVITY.wait_quiet(YIELD)
 
     def _failed(self, task: copies.Task, reason: str, permanent: bool, started: float) -> None:
         if permanent or task.attempts >= self.attempts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -34,14 +35,48 @@ class RequestState:
 _current: ContextVar[RequestState | None] = ContextVar("image_webhook_request", default=None)
 
 
+class Activity:
+    """How many requests this process is serving: background work (the copiers) waits for a quiet moment,
+    so that it takes the CPU and the interpreter's lock the requests leave (BENCHMARKS.md, issue 19)."""
+
+    def __init__(self) -> None:
+        self._serving = 0
+        self._lock = threading.Lock()
+        self._quiet = threading.Event()
+        self._quiet.set()
+
+    def enter(self) -> None:
+        with self._lock:
+            self._serving += 1
+            self._quiet.clear()
+
+    def leave(self) -> None:
+        with self._lock:
+            self._serving -= 1
+            if self._serving <= 0:
+                self._serving = 0
+                self._quiet.set()
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait until no request is being served, `timeout` seconds at most; whether it is quiet."""
+        return self._quiet.wait(timeout)
+
+
+ACTIVITY = Activity()  # this process's
+
+
 def begin_request(request_id: str) -> RequestState:
     """Start the state of the request being served (one per thread or context at a time)."""
     state = RequestState(request_id)
+    if _current.get() is None:
+        ACTIVITY.enter()
     _current.set(state)
     return state
 
 
 def end_request() -> None:
+    if _current.get() is not None:
+        ACTIVITY.leave()
     _current.set(None)
 
 

@@ -59,7 +59,7 @@ def work(db: Database, concurrency: int | None) -> None:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    copiers.start()
+    copiers.start(background=False)  # this process serves no request: full speed
     click.echo(f"Copieurs démarrés ({copiers.concurrency}): SIGTERM ou Ctrl-C pour les arrêter", err=True)
     stopping.wait()
     click.echo("Arrêt: les copies en cours se terminent", err=True)

@@ -68,7 +68,11 @@ def claim(db: Database, *, limit: int, lease: float) -> list[Task]:
     values["until"] = (now + timedelta(seconds=lease)).isoformat(timespec="microseconds")
 
     def op(connection: Any) -> list[Task]:
-        ids = [row["id"] for row in connection.execute(db.sql(DUE[db.dialect]), values).fetchall()]
+        # the leases run out first (a copier died), then the oldest due: each an index range, never a sort
+        ids = [row["id"] for row in connection.execute(db.sql(LOST[db.dialect]), values).fetchall()]
+        if len(ids) < limit:
+            more = {**values, "limit": limit - len(ids)}
+            ids += [row["id"] for row in connection.execute(db.sql(DUE[db.dialect]), more).fetchall()]
         tasks = []
         for task_id in ids:
             token = str(uuid.uuid4())
@@ -195,11 +199,13 @@ def still_used(db: Database, sha256: str) -> bool:
 
 ENQUEUE = """INSERT INTO image_copies (job_id, position, url, claims, state, attempts, due_at, created_at, updated_at)
 VALUES (:job_id, :position, :url, :claims, 'queued', 0, :now, :now, :now) ON CONFLICT (job_id, position) DO NOTHING"""
-_WHERE_DUE = "(state = 'queued' AND due_at <= :now) OR (state = 'copying' AND lease_until < :now)"
-_DUE = f"SELECT id FROM image_copies WHERE {_WHERE_DUE} ORDER BY due_at LIMIT :limit"
-ANY_DUE = f"SELECT 1 FROM image_copies WHERE {_WHERE_DUE} LIMIT 1"
+# each an index range of image_copies_due (state, due_at): the queued ones come out in due order, unsorted
+_DUE = "SELECT id FROM image_copies WHERE state = 'queued' AND due_at <= :now ORDER BY due_at LIMIT :limit"
+_LOST = "SELECT id FROM image_copies WHERE state = 'copying' AND lease_until < :now LIMIT :limit"
 # PostgreSQL: copiers on several hosts skip each other's rows; SQLite's BEGIN IMMEDIATE is already one at a time
 DUE = {"postgresql": _DUE + " FOR UPDATE SKIP LOCKED", "sqlite": _DUE}
+LOST = {"postgresql": _LOST + " FOR UPDATE SKIP LOCKED", "sqlite": _LOST}
+ANY_DUE = f"SELECT 1 WHERE EXISTS ({_DUE.replace(':limit', '1')}) OR EXISTS ({_LOST.replace(':limit', '1')})"
 CLAIM = """UPDATE image_copies SET state = 'copying', attempts = attempts + 1, lease_until = :until,
 lease_token = :token, updated_at = :now WHERE id = :id RETURNING job_id, position, url, claims, attempts"""
 RENEW = "UPDATE image_copies SET lease_until = :until WHERE lease_token = :token AND state = 'copying'"
