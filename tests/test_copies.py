@@ -413,3 +413,15 @@ def test_an_s3_store_keeps_the_images_and_serves_them_by_presigned_url(copying, 
         thumbnail = requests.get(get(client, f"/api/jobs/job-s3/images/{n}/thumbnail").headers["Location"], timeout=10)
         assert Image.open(io.BytesIO(thumbnail.content)).format == "WEBP"
         assert max(Image.open(io.BytesIO(thumbnail.content)).size) <= 256
+
+
+def test_a_file_removed_from_the_store_is_a_503_not_a_crash(copying, source, tmp_path, logs):
+    """A stored file deleted behind the service's back: its route answers 503 in JSON and logs it with ❌."""
+    client = copying().test_client()
+    client.post(URL, json=completed("job-gone-file", (source.add("/gf.png", image_bytes()), {})))
+    copies_of(client, "job-gone-file")
+    for path in (tmp_path / "images").rglob("*.png"):
+        path.unlink()
+    answer = get(client, "/api/jobs/job-gone-file/images/0")
+    assert answer.status_code == 503 and answer.is_json and answer.headers["Retry-After"]
+    assert any("Fichier absent du stockage" in r.getMessage() for r in logs.records)

@@ -61,11 +61,16 @@ class PayloadValidator:
             for name, root in roots.items()
         }
         self._registration = DetailValidator(self.schemas["registration.json"], registry=registry)
-        self._job_id = DetailValidator({"$ref": "common.json#/$defs/job_id"}, registry=registry)
+        # compiled too: every read of a job checks its id (jsonschema's iter_errors cost 84 µs of a 380 µs image)
+        self._job_id = fastjsonschema.compile(self.schemas["common.json"]["$defs"]["job_id"])
 
     def job_id_is_valid(self, job_id: str) -> bool:
         """Whether `job_id` is one the notifications accept (the read API's paths)."""
-        return not any(self._job_id.iter_errors(job_id))
+        try:
+            self._job_id(job_id)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
 
     def validate_registration(self, body: Any) -> None:
         """Raise InvalidPayload (400) unless `body` is a registration (schemas/registration.json)."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import redirect, send_file
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from ..domain.images import CopyState, image_key, thumbnail_key
 from ..domain.values import Outcome
+from ..observability.logs import LOGGER
 from ..service import service
 from ..storage.database import Database, copies
+from ..storage.errors import ImageStoreUnavailable
 from .errors import refusal
 from .reads import find_job
 
+log = logging.getLogger(LOGGER)
 IMMUTABLE = "private, max-age=31536000, immutable"  # a stored file never changes: its name is its SHA-256
 
 
@@ -34,6 +39,11 @@ def serve(db: Database, job_id: str, position: int, *, thumbnail: bool) -> Respo
         response = redirect(location, 302)
         response.headers["Cache-Control"] = "private, no-store"
         return response
+    if not location.is_file():  # removed from the store behind the service's back: say so, never a 500
+        log.error(
+            "❌ [Image Webhook] Fichier absent du stockage: %s n°%d", job_id, position, extra={"event": "image_missing"}
+        )
+        raise ImageStoreUnavailable("fichier absent du stockage")
     response = send_file(
         location,
         mimetype="image/webp" if thumbnail else content_type,
