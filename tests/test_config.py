@@ -83,3 +83,39 @@ def test_short_secret_is_a_warning_that_does_not_reveal_it(caplog):
     master.announce(load_settings({"APP_ENV": "production", "WEBHOOK_SECRET": "short-secret-value"}, environ={}))
     assert any("WEBHOOK_SECRET" in r.getMessage() and "32" in r.getMessage() for r in caplog.records)
     assert "short-secret-value" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        ({"APP_ENV": "production", "WEBHOOK_SECRET": "x" * 40}, "IMAGE_SOURCES is empty: no image is copied"),
+        (
+            {"DATABASE_URL": "postgresql://u:p@127.0.0.1/db", "IMAGE_STORE": "file:///srv/images"},
+            "IMAGE_STORE is a local directory while DATABASE_URL is PostgreSQL",
+        ),
+    ],
+)
+def test_image_copy_configurations_that_cannot_work_are_warned_with_the_ready_line(caplog, settings, warned):
+    """Production without IMAGE_SOURCES, and PostgreSQL with a directory store, say so with ⚠️ at start-up; the
+    copy's own ℹ️ line names its sources and store."""
+    caplog.set_level(logging.INFO, logger="image_webhook")
+    master.announce(load_settings({"APP_ENV": "development", **settings}, environ={}))
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("⚠️ [Image Webhook] " + warned) for line in lines), lines
+    assert any(line.startswith("ℹ️ [Image Webhook] Copie des images: ") for line in lines)
+
+
+def test_a_development_configuration_copies_from_the_specs_backend_without_a_warning(caplog):
+    """The defaults in development: the spec's backend as the only source, no warning about the copies."""
+    caplog.set_level(logging.INFO, logger="image_webhook")
+    settings = load_settings({"APP_ENV": "development"}, environ={})
+    assert settings.image_sources == ("http://localhost:9006",)
+    master.announce(settings)
+    assert not [r for r in caplog.records if "IMAGE_" in r.getMessage() and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("value", ["ftp://host", "http://host/path", "http://user:pw@host", "localhost:9006"])
+def test_image_sources_must_be_origins(value):
+    """IMAGE_SOURCES takes http(s) origins without path or credentials (or `public`); anything else names it."""
+    with pytest.raises(ConfigError, match="IMAGE_SOURCES"):
+        load_settings({"APP_ENV": "development", "IMAGE_SOURCES": value}, environ={})

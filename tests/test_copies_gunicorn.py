@@ -147,3 +147,38 @@ def test_a_worker_copying_large_bodies_keeps_its_memory_bounded(tmp_path):
             assert rss_kib(worker) - before < 20 * 1024
     finally:
         source.stop()
+
+
+def test_images_work_copies_alone_and_stops_on_sigterm_after_its_copy(tmp_path):
+    """A web service with IMAGE_COPY_CONCURRENCY=0 copies nothing; `flask --app app images work` copies, and on
+    SIGTERM in the middle of a transfer it claims nothing more, sees that copy to its end (here a transfer cut
+    short, recorded as a failed attempt to retry, not left to its lease), then exits 0."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    source = ImageSource().start()
+    data = image_bytes("PNG", (200, 120))
+    url = source.add("/alone.png", data)
+    store = f"file://{tmp_path / 'images'}"
+    env = {**DEV, "IMAGE_SOURCES": source.origin, "IMAGE_STORE": store, "IMAGE_COPY_CONCURRENCY": "0"}
+    try:
+        with GunicornServer(tmp_path, env) as server:
+            assert server.post(completed("job-alone", [url])).status_code == 200
+            time.sleep(1.5)  # longer than a copier's look for due tasks: none runs in the service
+            assert source.requests == [] and copies(server, "job-alone")[0]["state"] == "queued"
+            source.hold.set()
+            command = [sys.executable, "-m", "flask", "--app", "app", "images", "work"]
+            worker = subprocess.Popen(command, cwd=ROOT, env=server.env, stderr=subprocess.PIPE, text=True)
+            assert source.holding.wait(20)
+            worker.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            source.hold.clear()
+            source.release.set()  # the held transfer ends short: the copier records a failed attempt
+            assert worker.wait(25) == 0
+            assert "Arrêt: les copies en cours se terminent" in worker.stderr.read()
+            found = copies(server, "job-alone")[0]
+            assert found["state"] == "queued" and found["attempts"] == 1 and found["last_error"]
+    finally:
+        source.stop()
