@@ -38,6 +38,8 @@ def create_app(
 
     settings = load_settings(config, environ)
     app = WebhookFlask(__name__, static_folder=None, template_folder=None)  # the page's blueprint serves them
+    # `/api//jobs` is an unknown route (404 JSON), never a 308 to an address built from the caller's Host
+    app.url_map.merge_slashes = False
     # the client's address behind the HTTPS front, believed from FORWARDED_ALLOW_IPS only (docs/deploy.md)
     app.wsgi_app = TrustedForwarded(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
     # the start-up lines (the warnings, ℹ️ Prêt) are the server's, once: gunicorn.conf.py's when_ready

@@ -582,3 +582,24 @@ def test_a_read_token_never_opens_the_webhook_in_production(make_app, headers):
     assert response.status_code == 401 and response.get_json() == {"error": "Unauthorized"}
     read = client.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {TOKEN_A}"})
     assert read.status_code == 404
+
+
+@pytest.mark.memory_only
+def test_an_unexpected_error_of_the_api_or_the_page_is_worded_as_theirs(make_app, sqlite_template, tmp_path):
+    """A 500 of the read API or the page says "de la requête", not the webhook's sentence (its own, kept). The
+    error: a row SQLite lets hold text that is not JSON (PostgreSQL's jsonb refuses it)."""
+    import shutil
+
+    from image_webhook.service import EXTENSION
+    from tests.payloads import COMPLETED, URL, payload
+
+    shutil.copy(sqlite_template, tmp_path / "broken.sqlite3")
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'broken.sqlite3'}")
+    client = app.test_client()
+    client.post(URL, json=payload(COMPLETED, "job-broken"))
+    db = app.extensions[EXTENSION].db
+    db.write(lambda c: c.execute(db.sql("UPDATE jobs SET images = 'not json' WHERE job_id = 'job-broken'")))
+    for path in ("/api/jobs/job-broken", "/jobs.json"):
+        answer = client.get(path)
+        assert answer.status_code == 500 and answer.is_json, path
+        assert answer.get_json()["message"] == "Erreur inattendue pendant le traitement de la requête", path

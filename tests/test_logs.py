@@ -197,11 +197,12 @@ def test_gunicorn_tracebacks_are_one_line(tmp_path, log_format):
 
 
 def test_access_lines_are_gunicorns_own(tmp_path):
-    """The text access log is gunicorn's combined format (Basic user, quotes escaped, bytes sent), and a
-    format naming a header or an environ variable gets its value."""
+    """The text access log is gunicorn's combined format (quotes escaped, bytes sent) without the Basic user
+    (a token typed as a user name must not reach the log), also in a format naming a header or an environ
+    variable, which gets its value."""
     env = {"APP_ENV": "development", "DATABASE_URL": "", "WEB_CONCURRENCY": "1"}
     headers = {
-        "Authorization": "Basic YWxpY2U6cHc=",  # alice:pw
+        "Authorization": "Basic dG9rZW4tc2VjcmV0LTQyOg==",  # token-secret-42: (curl -u TOKEN:)
         "Referer": 'https://ref.example/"q',
         "User-Agent": 'agent "quoted"',
         "X-Request-ID": f"access-{RUN}",
@@ -210,16 +211,17 @@ def test_access_lines_are_gunicorns_own(tmp_path):
         answer = requests.get(server.url + "/healthz?x=1", headers=headers, timeout=10)
         line = next(x for x in server.wait_for('"GET /healthz?x=1 ').splitlines() if "GET /healthz?x=1 " in x)
     assert re.fullmatch(
-        r'127\.0\.0\.1 - alice \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /healthz\?x=1 HTTP/1\.1" 200 '
+        r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /healthz\?x=1 HTTP/1\.1" 200 '
         rf'{len(answer.content)} "https://ref\.example/\\"q" "agent \\"quoted\\""',
         line,
     ), line
-    named = ("--access-logformat", "%(h)s %({x-request-id}o)s %({user-agent}i)s %({path_info}e)s %(s)s")
+    named = ("--access-logformat", "%(h)s %(u)s %({x-request-id}o)s %({user-agent}i)s %({path_info}e)s %(s)s")
     (tmp_path / "named").mkdir()
     with GunicornServer(tmp_path / "named", env, args=named) as server:
         requests.get(server.url + "/healthz", headers=headers, timeout=10)
         output = server.wait_for(f"access-{RUN} ")
-    assert f'127.0.0.1 access-{RUN} agent \\"quoted\\" /healthz 200' in output.splitlines()
+    assert f'127.0.0.1 - access-{RUN} agent \\"quoted\\" /healthz 200' in output.splitlines()
+    assert "token-secret-42" not in output
 
 
 def test_line_buffer_writes_in_its_own_thread_and_at_once_for_errors(tmp_path):

@@ -1,6 +1,7 @@
 """The contract of POST /api/webhooks/image-completion, through the Flask test client."""
 
 import json
+import re
 
 import pytest
 
@@ -522,3 +523,33 @@ def test_options_answers_allow_and_no_page(client, path, allowed):
     assert response.status_code == 204
     assert set(response.headers["Allow"].split(", ")) == allowed
     assert response.data == b"" and "Content-Type" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api//jobs", "//jobs", "/api/webhooks//image-completion"])
+def test_doubled_slashes_are_an_unknown_route_never_a_redirect(client, path):
+    """A doubled slash is a 404 in JSON, not werkzeug's 308 to a URL built from the caller's Host header (a
+    shared cache could keep it), with no Location."""
+    answer = client.get(path, headers={"Host": "attacker.example"})
+    assert answer.status_code == 404 and answer.is_json and "Location" not in answer.headers
+
+
+@pytest.mark.database
+def test_padded_duplicates_and_progress_keep_a_bounded_body(client):
+    """The record's body is kept whole; a duplicate or a progress padded to 1,000,000 bytes (the schema allows
+    extra fields) is answered as usual and kept cut to 64 KiB, its size said in the delivery's reason."""
+    padding = "x" * 1_000_000
+    whole = payload(COMPLETED, "job-padded", padding="y" * 100_000)
+    assert client.post(URL, json=whole).status_code == 200
+    duplicate = client.post(URL, json=payload(COMPLETED, "job-padded", padding=padding))
+    assert duplicate.get_json() == {"success": True, "message": "Job déjà traité"}
+    progress = payload(PROGRESS, "job-padded-progress", padding=padding)
+    assert client.post(URL, json=progress).status_code == 200
+    kept = {}
+    for job_id in ("job-padded", "job-padded-progress"):
+        for delivery in client.get(f"/api/jobs/{job_id}/deliveries?include=body").get_json()["deliveries"]:
+            kept[delivery["outcome"]] = (len(delivery["body"]), delivery["reason"])
+    assert kept["processed"] == (len(json.dumps(whole)), None)
+    for outcome in ("duplicate", "progress"):
+        size, reason = kept[outcome]
+        said = re.fullmatch(r"corps de (\d+) octets, 65536 gardés", reason or "")
+        assert 65000 < size <= 65536 and said and int(said.group(1)) > 1_000_000, (outcome, reason)  # characters

@@ -17,7 +17,6 @@ from ..storage.idempotence import IdempotenceStore
 from . import Recorded, Tally, answers, journal
 from .handler import JobHandler
 
-REFUSED_BODY_KEPT = 64 * 1024  # bytes of a refused delivery's body the deliveries table keeps
 ANSWER_KEPT = 4096  # characters of a refused delivery's answer kept
 
 
@@ -88,12 +87,7 @@ class DatabaseRecorder:
         return Recorded(Outcome.DUPLICATE, answers.DUPLICATE)
 
     def refused(self, delivery: Delivery, *, outcome: Outcome | None, status: int, answer: str) -> None:
-        reason = outcome.value if outcome is not None else None
-        if delivery.raw is not None and len(delivery.raw) > REFUSED_BODY_KEPT:
-            # a refused body is kept to show what arrived, not to replay it: a sender looping 1 MiB refusals
-            # would otherwise write 100 MB/s and hold every other delivery behind the database's lock
-            reason = f"{reason} (corps de {len(delivery.raw)} octets, {REFUSED_BODY_KEPT} gardés)"
-            delivery.raw = delivery.raw[:REFUSED_BODY_KEPT]
+        reason = outcome.value if outcome is not None else None  # its body is cut in deliveries.insert
         kept = "unavailable" if outcome is Outcome.UNAVAILABLE else "error" if status >= 500 else "rejected"
         answer = answer[:ANSWER_KEPT]
         deliveries.insert_later(self.db, delivery, outcome=kept, status=status, answer=answer, reason=reason)

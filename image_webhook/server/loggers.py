@@ -55,10 +55,14 @@ class GunicornTextLogger(glogging.Logger):
 
     def atoms(self, resp, req, environ, request_time):
         """gunicorn's atoms, without the `{name}i`, `{name}o` and `{name}e` ones unless the format names one:
-        those copy every request header and environ variable, per request (BENCHMARKS.md)."""
+        those copy every request header and environ variable, per request (BENCHMARKS.md). The Basic user field
+        is never written: a token typed as a user name (`curl -u TOKEN:`) would land in the log."""
         if self.names_headers:
-            return super().atoms(resp, req, environ, request_time)
-        return super().atoms(resp, (), Lookups(environ), request_time)
+            made = super().atoms(resp, req, environ, request_time)
+        else:
+            made = super().atoms(resp, (), Lookups(environ), request_time)
+        made["u"] = "-"
+        return made
 
 
 class Lookups:

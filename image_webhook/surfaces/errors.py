@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.values import Outcome
@@ -24,6 +24,8 @@ MESSAGES = {
     413: "Corps de requête trop volumineux",
     415: "Le Content-Type doit être application/json (UTF-8), le Content-Encoding absent, identity ou gzip",
 }
+WEBHOOK_ERROR = "Erreur inattendue pendant le traitement du webhook"
+OTHER_ERROR = "Erreur inattendue pendant le traitement de la requête"
 # the metrics' outcome of each rejection by status code (an exception may carry its own `outcome`)
 OUTCOME_BY_CODE = {
     401: Outcome.UNAUTHORIZED,
@@ -94,9 +96,9 @@ def handle_internal_error(exc: InternalServerError) -> Response:
     fields = {"processing_time_ms": state.elapsed_ms()} if state is not None else {}
     if state is not None:
         state.outcome = Outcome.ERROR
-    return error_response(
-        500, "Internal server error", message="Erreur inattendue pendant le traitement du webhook", **fields
-    )
+    # the specification's sentence is the webhook's; the read API and the page say what failed in their words
+    message = WEBHOOK_ERROR if request.blueprint == "webhook" else OTHER_ERROR
+    return error_response(500, "Internal server error", message=message, **fields)
 
 
 def register(app: Flask) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from ...domain.notifications import Delivery
 from . import Database, stored_time
 
+BODY_KEPT = 64 * 1024  # bytes of a delivery's body kept, except a processed one's (the job's record)
 COLUMNS = (
     "id",
     "job_id",
@@ -31,14 +32,21 @@ def insert(
     answer: str | None,
     reason: str | None = None,
 ) -> None:
-    """Keep `delivery` with what was done with it (`outcome`, `reason`) and the answer it got."""
+    """Keep `delivery` with what was done with it (`outcome`, `reason`) and the answer it got. A body is kept
+    whole when it was processed; any other (a duplicate, a progress, a refusal) is cut to BODY_KEPT bytes, its
+    size said in `reason`: a sender looping padded bodies cannot grow the database 1 MiB at a time."""
+    raw = delivery.raw
+    if outcome != "processed" and raw is not None and len(raw) > BODY_KEPT:
+        cut = f"corps de {len(raw)} octets, {BODY_KEPT} gardés"
+        reason = f"{reason} ({cut})" if reason else cut
+        raw = raw[:BODY_KEPT]
     connection.execute(
         db.sql(INSERT),
         {
             "job_id": delivery.job_id,
             "status": delivery.status,
             "received_at": delivery.received_at,
-            "raw_body": delivery.raw,
+            "raw_body": raw,
             "message_id": delivery.message_id,
             "client_address": delivery.client_address,
             "outcome": outcome,
