@@ -58,6 +58,7 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
         self.env["DATABASE_URL"] = f"sqlite:///{Path(cwd).resolve() / 'jobs.sqlite3'}"  # never the checkout's
+        self.env["IMAGE_STORE"] = f"file://{Path(cwd).resolve() / 'images'}"  # nor its image store
         self.env.update(env or {})
         # test apps such as tests.slow_app, in the child process only (make bench serves older commits' trees)
         self.env["PYTHONPATH"] = (env or {}).get("PYTHONPATH", str(ROOT))

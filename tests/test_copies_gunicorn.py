@@ -176,8 +176,8 @@ def test_images_work_copies_alone_and_stops_on_sigterm_after_its_copy(tmp_path):
             time.sleep(0.5)
             source.hold.clear()
             source.release.set()  # the held transfer ends short: the copier records a failed attempt
-            assert worker.wait(25) == 0
-            assert "Arrêt: les copies en cours se terminent" in worker.stderr.read()
+            _, said = worker.communicate(timeout=25)  # closes its pipe too
+            assert worker.returncode == 0 and "Arrêt: les copies en cours se terminent" in said
             found = copies(server, "job-alone")[0]
             assert found["state"] == "queued" and found["attempts"] == 1 and found["last_error"]
     finally:
