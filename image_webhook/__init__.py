@@ -60,9 +60,7 @@ def create_app(
 
 def start_copiers(app: Flask | None) -> None:
     """Start the app's image copiers, where it serves requests (gunicorn's worker, once it is up)."""
-    from .service import EXTENSION
-
-    service = app.extensions.get(EXTENSION) if isinstance(app, Flask) else None
+    service = _service_of(app)
     if service is not None and service.copiers is not None:
         service.copiers.start()
 
@@ -70,9 +68,8 @@ def start_copiers(app: Flask | None) -> None:
 def shutdown(app: Flask | None) -> None:
     """A worker's last words (gunicorn's worker_exit): stop the threads, say how much was done, flush."""
     from .observability import logs
-    from .service import EXTENSION
 
-    service = app.extensions.get(EXTENSION) if isinstance(app, Flask) else None
+    service = _service_of(app)
     if service is None:
         return
     service.stop()
@@ -83,3 +80,10 @@ def shutdown(app: Flask | None) -> None:
         extra={"event": "shutdown"},
     )
     logs.flush()
+
+
+def _service_of(app: Flask | None) -> Any:
+    """The Service of what gunicorn's worker loaded (the app, or nothing if it failed to load)."""
+    from .service import EXTENSION
+
+    return app.extensions.get(EXTENSION) if isinstance(app, Flask) else None

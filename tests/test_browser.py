@@ -6,17 +6,16 @@ import os
 import re
 import shutil
 import struct
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.image_source import ImageSource
 from tests.payloads import COMPLETED, FAILED, PROGRESS, payload
-from tests.servers import GunicornServer, free_port
+from tests.servers import GunicornServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # the README's picture; written there only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
@@ -87,38 +86,10 @@ def picture(number):
     return buffer.getvalue()
 
 
-class Pictures:
-    """The backend's image server on loopback: GET /<n>.png answers picture(n); the service copies from here."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 5
-
-            def do_GET(self):
-                number = self.path.strip("/").removesuffix(".png")
-                body = picture(int(number)) if number.isdigit() else b""
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def pictures():
-    server = Pictures()
+    """The backend's image server on loopback (tests/image_source.py): the service copies from it."""
+    server = ImageSource().start()
     yield server
     server.stop()
 
@@ -148,7 +119,7 @@ def browser(tmp_path_factory):
 def server(tmp_path, browser, pictures):
     """The service as `make run` starts it (development, SQLite), one worker, copying from the test's image
     server; the browser leaves its page before it stops (a polling page keeps its connections busy)."""
-    env = {"APP_ENV": "development", "WEB_CONCURRENCY": "1", "IMAGE_SOURCES": pictures.url}
+    env = {"APP_ENV": "development", "WEB_CONCURRENCY": "1", "IMAGE_SOURCES": pictures.origin}
     with GunicornServer(tmp_path, {**env, "IMAGE_STORE": f"file://{tmp_path / 'images'}"}) as server:
         yield server
         browser.get("about:blank")
@@ -166,7 +137,7 @@ def completed(job_id, pictures, numbers, *, prompt, model, seconds, user=None):
     body["data"]["images"] = [
         {
             **image,
-            "url": f"{pictures.url}/{n}.png",
+            "url": pictures.add(f"/{n}.png", picture(n)),
             "description": prompt,
             "size_bytes": len(picture(n)),
             "dimensions": "512x512",

@@ -92,9 +92,6 @@ class Copiers:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def alive(self) -> bool:
-        return all(thread.is_alive() for thread in self._threads)
-
     def _dispatch(self) -> None:
         if self._background:
             lowest_priority()

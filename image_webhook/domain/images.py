@@ -16,10 +16,6 @@ class CopyState(StrEnum):
     FAILED = "failed"  # every attempt failed, or the file can never be kept: `last_error` says why
     REFUSED = "refused"  # its URL may not be fetched (IMAGE_SOURCES): no connection was made
 
-    @property
-    def final(self) -> bool:
-        return self in (CopyState.STORED, CopyState.FAILED, CopyState.REFUSED)
-
 
 # the formats an image generator produces: the only ones opened, each with the content type it is served with
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}

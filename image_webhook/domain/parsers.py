@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -118,6 +119,20 @@ def origins(name: str, value: Any) -> tuple[str, ...]:
 def origin_text(scheme: str, host: str, port: int) -> str:
     """An origin as IMAGE_SOURCES holds it and a URL's is compared with it: `scheme://host:port`, IPv6 in brackets."""
     return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def networks(name: str, value: Any) -> str:
+    """Addresses or networks separated by commas (an address is a /32 or /128), or `*`: checked, kept as written
+    (gunicorn's forwarded_allow_ips reads the same text)."""
+    text = str(value).strip()
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if "*" not in items:
+        try:
+            for item in items:
+                ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{name} takes addresses or networks separated by commas, or *: {exc}") from None
+    return text
 
 
 def store_url(name: str, value: Any) -> str:

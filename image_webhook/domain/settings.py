@@ -16,6 +16,7 @@ from .parsers import (
     choice,
     database_url,
     flag,
+    networks,
     number,
     origins,
     secrets,
@@ -80,7 +81,7 @@ SETTINGS: dict[str, tuple[Any, Parser]] = {
     "IMAGE_URL_TTL": (900, number(1, integer=True)),
     # the server's address (development: loopback only; production: every interface, behind the front)
     "HOST": (None, text),
-    "FORWARDED_ALLOW_IPS": ("127.0.0.1,::1", text),  # whose X-Forwarded-For gunicorn believes: the front's
+    "FORWARDED_ALLOW_IPS": ("127.0.0.1,::1", networks),  # whose X-Forwarded-For gunicorn believes: the front's
 }
 
 
@@ -130,6 +131,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def dialect(self) -> str:
+        """The database's kind, as its Database names it: sqlite, postgresql, or '' (the stateless mode)."""
+        url = self.database_url
+        return "" if not url else "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
 def read_environment(env_file: Path | None = None) -> dict[str, str]:
@@ -213,7 +220,7 @@ def startup_warnings(settings: Settings) -> list[str]:
         warnings.append("DASHBOARD_USERS is empty: the /jobs page answers 401 (DASHBOARD=off turns it off)")
     if settings.database_url and not settings.image_sources:
         warnings.append("IMAGE_SOURCES is empty: no image is copied, every copy is refused (docs/images.md)")
-    if settings.database_url.startswith(("postgresql://", "postgres://")) and settings.image_store.startswith("file:"):
+    if settings.dialect == "postgresql" and settings.image_store.startswith("file:"):
         warnings.append(
             "IMAGE_STORE is a local directory while DATABASE_URL is PostgreSQL: several hosts need an S3 store "
             "(IMAGE_STORE=s3://bucket/prefix), or each serves only the images it copied"

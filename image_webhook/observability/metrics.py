@@ -32,8 +32,6 @@ PROCESSING_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 
 GENERATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 COPY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-# what a copy attempt ended with (docs/images.md)
-COPY_OUTCOMES = ("stored", "retried", "failed", "refused")
 
 
 def multiprocess_mode():

@@ -37,7 +37,7 @@ def announce(settings: Settings, *, reloading: bool = False, log: Any = None) ->
         settings.app_env,
         authentication(settings),
         settings.idempotence_window,
-        dialect(settings.database_url) or "aucune",
+        settings.dialect or "aucune",
         extra={"event": "ready"},
     )
     if settings.database_url:
@@ -65,11 +65,6 @@ def authentication(settings: Settings) -> str:
     if not configured:
         return "aucune (développement: aucun secret configuré, toute requête acceptée)"
     return f"{mode} (développement: vérifié s'il est présent, une requête sans secret est acceptée)"
-
-
-def dialect(url: str) -> str:
-    """The database's kind, as its Database names it: sqlite, postgresql, or '' (the stateless mode)."""
-    return "" if not url else "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
 def busy_port(addresses: list[Any], reuse_port: bool = False) -> str | None:

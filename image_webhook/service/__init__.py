@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from ..storage.errors import ImageStoreUnavailable
+
 if TYPE_CHECKING:
     from ..copying.copier import Copiers
     from ..domain.settings import Settings
@@ -56,7 +58,7 @@ class Service:
         if self.images is not None:
             try:
                 self.images.check()
-            except Exception:  # the store's own errors, whatever the store: not ready either way
+            except ImageStoreUnavailable:  # what every store raises when it cannot be written
                 return "le stockage des images n'accepte pas d'écriture"
         return self.recorder.not_ready()
 

@@ -87,24 +87,20 @@ def deliveries(job_id: str) -> Response:
     return conditional(jsonify(deliveries=found))
 
 
-@bp.get("/<job_id>/images/<int(max=99):position>")
-def image(job_id: str, position: int) -> BaseResponse:
-    """The stored copy of the job's image at `position` (from 0), as the service keeps it."""
-    return serve(_db(), job_id, position, thumbnail=False)
-
-
-@bp.get("/<job_id>/images/<int(max=99):position>/thumbnail")
-def thumbnail(job_id: str, position: int) -> BaseResponse:
-    """Its thumbnail: WebP, longest side 256 pixels."""
-    return serve(_db(), job_id, position, thumbnail=True)
+@bp.get("/<job_id>/images/<int(max=99):position>", defaults={"thumbnail": False})
+@bp.get("/<job_id>/images/<int(max=99):position>/thumbnail", defaults={"thumbnail": True})
+def image(job_id: str, position: int, thumbnail: bool) -> BaseResponse:
+    """The stored copy of the job's image at `position` (from 0), or its thumbnail (WebP, 256 px at most)."""
+    return serve(_db(), job_id, position, thumbnail=thumbnail)
 
 
 def _shown(job: Any) -> Any:
     """The job with the service's own addresses of its stored images (`url`, `thumbnail_url`; null until stored)."""
     for position, copy in enumerate(job["copies"]):
         stored = copy["state"] == CopyState.STORED
-        copy["url"] = url_for(".image", job_id=job["job_id"], position=position) if stored else None
-        copy["thumbnail_url"] = url_for(".thumbnail", job_id=job["job_id"], position=position) if stored else None
+        address = {"job_id": job["job_id"], "position": position}
+        copy["url"] = url_for(".image", **address, thumbnail=False) if stored else None
+        copy["thumbnail_url"] = url_for(".image", **address, thumbnail=True) if stored else None
     return job
 
 

@@ -11,11 +11,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..domain.values import Status
 from ..intake.auth import Challenge
 from ..service import service
-from ..storage.database import Database, job_reads, jobs, statistics
+from ..storage.database import Database, jobs, statistics
 from ..storage.database import copies as copies_table
+from ..storage.database import deliveries as deliveries_table
 from . import formats
 from .errors import handle_http_exception
-from .presenting import STATUSES, age, clocks, copies, delivery, metadata_rows, present
+from .presenting import STATUSES, age, clocks, copies, delivery, images_of, metadata_rows, present
 from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
 from .stored_images import serve
 
@@ -102,15 +103,17 @@ def job_page(job_id: str) -> Response | str:
     except NotFound as missing:
         return _missing(job_id, missing)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
-    images = [image for image in (job["images"] if isinstance(job["images"], list) else []) if isinstance(image, dict)]
-    found, earlier = job_reads.deliveries_page(db, job_id, limit=DELIVERIES_PAGE, before=before)
+    found, earlier = deliveries_table.page(db, job_id, limit=DELIVERIES_PAGE, before=before)
     return render_template(
         "job.html",
         job=present(job),
         record=job,
         clocks=clocks(job),
         # `kept`, not `copy`: Jinja would find a dict's copy() method first
-        images=[{**i, "raw_url": i.get("url"), "kept": kept} for i, kept in zip(images, copies(job), strict=False)],
+        images=[
+            {**image, "raw_url": image.get("url"), "kept": kept}
+            for image, kept in zip(images_of(job), copies(job), strict=True)
+        ],
         metadata=metadata_rows(metadata),
         deliveries=[delivery(found_row) for found_row in found],
         page_size=DELIVERIES_PAGE,
@@ -119,16 +122,11 @@ def job_page(job_id: str) -> Response | str:
     )
 
 
-@bp.get("/jobs/<job_id>/images/<int(max=99):position>")
-def image(job_id: str, position: int) -> BaseResponse:
-    """The stored copy of an image, for the page's link (behind the page's login, as the page)."""
-    return serve(_db(), job_id, position, thumbnail=False)
-
-
-@bp.get("/jobs/<job_id>/images/<int(max=99):position>/thumbnail")
-def thumbnail(job_id: str, position: int) -> BaseResponse:
-    """Its thumbnail, which the page shows: the page loads images from the service only."""
-    return serve(_db(), job_id, position, thumbnail=True)
+@bp.get("/jobs/<job_id>/images/<int(max=99):position>", defaults={"thumbnail": False})
+@bp.get("/jobs/<job_id>/images/<int(max=99):position>/thumbnail", defaults={"thumbnail": True})
+def image(job_id: str, position: int, thumbnail: bool) -> BaseResponse:
+    """A stored copy, or the thumbnail the page shows, behind the page's login (it loads no image from elsewhere)."""
+    return serve(_db(), job_id, position, thumbnail=thumbnail)
 
 
 @bp.get("/monitoring.json")

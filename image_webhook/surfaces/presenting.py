@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import url_for
 
+from ..domain.images import CopyState
 from ..domain.values import INTERMEDIATE, Status
 from .formats import moment, outcome, reason
 
@@ -20,11 +21,11 @@ STATUSES = frozenset(Status)
 
 # a copy's state as the page says it (docs/images.md)
 COPY_STATES = {
-    "queued": "copie en attente",
-    "copying": "copie en cours",
-    "stored": "copiée",
-    "failed": "copie échouée",
-    "refused": "copie refusée (IMAGE_SOURCES)",
+    CopyState.QUEUED: "copie en attente",
+    CopyState.COPYING: "copie en cours",
+    CopyState.STORED: "copiée",
+    CopyState.FAILED: "copie échouée",
+    CopyState.REFUSED: "copie refusée (IMAGE_SOURCES)",
 }
 
 
@@ -33,10 +34,9 @@ def copies(job: dict[str, Any]) -> list[dict[str, Any]]:
     never loads an image from a host a notification named), else the copy's state in French."""
     made = job.get("copies") or []
     shown = []
-    for position, image in enumerate(job["images"] or []):
-        image = image if isinstance(image, dict) else {}
+    for position, image in enumerate(images_of(job)):
         copy = made[position] if position < len(made) else None
-        stored = copy is not None and copy["state"] == "stored"
+        stored = copy is not None and copy["state"] == CopyState.STORED
         address = {"job_id": job["job_id"], "position": position}
         shown.append(
             {
@@ -44,11 +44,18 @@ def copies(job: dict[str, Any]) -> list[dict[str, Any]]:
                 "state": copy["state"] if copy else None,
                 "label": COPY_STATES.get(copy["state"], copy["state"]) if copy else "pas de copie",
                 "error": copy["last_error"] if copy else None,
-                "url": url_for("pages.thumbnail", **address) if stored else None,
-                "file_url": url_for("pages.image", **address) if stored else None,
+                "url": url_for("pages.image", **address, thumbnail=True) if stored else None,
+                "file_url": url_for("pages.image", **address, thumbnail=False) if stored else None,
             }
         )
     return shown
+
+
+def images_of(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job's images as the notification described them, each a mapping (its schema says so; a row written
+    otherwise shows as an image described by nothing)."""
+    images = job["images"] if isinstance(job["images"], list) else []
+    return [image if isinstance(image, dict) else {} for image in images]
 
 
 def present(job: dict[str, Any]) -> dict[str, Any]:

@@ -134,14 +134,9 @@ def retry(db: Database, job_id: str) -> int:
     return int(db.write(lambda connection: connection.execute(db.sql(RETRY), values).rowcount))
 
 
-def for_job(db: Database, job_id: str) -> list[dict[str, Any]]:
-    """A job's copies in the order of its images, as the read API shows them (without their URLs)."""
-    rows = db.read(lambda connection: connection.execute(db.sql(FOR_JOB), {"job_id": job_id}).fetchall())
-    return [serialize(row) for row in rows]
-
-
 def for_jobs(db: Database, job_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """The copies of several jobs (a page of the list), in one query."""
+    """The copies of jobs (one, or a page of the list) in the order of their images, as the read API shows them
+    (without their URLs), in one query."""
     if not job_ids:
         return {}
     names = {f"j{number}": job_id for number, job_id in enumerate(job_ids)}
@@ -219,7 +214,6 @@ lease_until = NULL, lease_token = NULL, updated_at = :now WHERE lease_token = :t
 RETRY = """UPDATE image_copies SET state = 'queued', attempts = 0, due_at = :now, updated_at = :now
 WHERE job_id = :job_id AND state IN ('failed', 'refused')"""
 _COPY_COLUMNS = "state, attempts, last_error, sha256, bytes, content_type, width, height, verified, mismatches"
-FOR_JOB = f"""SELECT {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id = :job_id ORDER BY position"""
 FOR_JOBS = f"""SELECT job_id, {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id IN ({{names}})
 ORDER BY job_id, position"""
 ONE = f"SELECT {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id = :job_id AND position = :position"

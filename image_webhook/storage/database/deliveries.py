@@ -69,6 +69,19 @@ def for_job(db: Database, job_id: str, *, include_body: bool = False, limit: int
     return [_serialize(row, include_body) for row in rows]
 
 
+def page(db: Database, job_id: str, *, limit: int, before: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` deliveries of a job with their bodies, newest first by id, those before the id `before`
+    (the job page's keyset); and the id the next page starts before, if any."""
+    where = "job_id = :job_id" + (" AND id < :before" if before is not None else "")
+    sql = db.sql(
+        f"SELECT {', '.join((*COLUMNS, 'raw_body'))} FROM deliveries WHERE {where} ORDER BY id DESC LIMIT :limit"
+    )
+    values = {"job_id": job_id, "before": before, "limit": limit + 1}
+    rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
+    found = [_serialize(row, True) for row in rows[:limit]]
+    return found, found[-1]["id"] if len(rows) > limit else None
+
+
 def purge(db: Database, cutoff: str, batch: int = 500) -> int:
     """Delete up to `batch` deliveries received before `cutoff`, in one short transaction; return how many."""
     return db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff, "batch": batch}).rowcount)

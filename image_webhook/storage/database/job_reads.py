@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import Database, copies, stored_time
-from . import deliveries as deliveries_table
 
 COLUMNS = (
     "job_id",
@@ -68,7 +67,7 @@ def find(db: Database, job_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     job = serialize(row)
-    job["copies"] = copies.for_job(db, job_id) if job["images"] else []
+    job["copies"] = copies.for_jobs(db, [job_id]).get(job_id, []) if job["images"] else []
     return job
 
 
@@ -82,20 +81,6 @@ def serialize(row: Any) -> dict[str, Any]:
     for column in ("created_at", "updated_at", "completed_at"):
         job[column] = stored_time(job[column])
     return job
-
-
-def deliveries_page(
-    db: Database, job_id: str, *, limit: int, before: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Up to `limit` deliveries of a job with their bodies, newest first by id, those before the id `before`
-    (the page's keyset); and the id the next page starts before, if any."""
-    where = "job_id = :job_id" + (" AND id < :before" if before is not None else "")
-    columns = ", ".join((*deliveries_table.COLUMNS, "raw_body"))
-    sql = db.sql(f"SELECT {columns} FROM deliveries WHERE {where} ORDER BY id DESC LIMIT :limit")
-    values = {"job_id": job_id, "before": before, "limit": limit + 1}
-    rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
-    found = [deliveries_table._serialize(row, True) for row in rows[:limit]]
-    return found, found[-1]["id"] if len(rows) > limit else None
 
 
 FIND = f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE job_id = :job_id"
