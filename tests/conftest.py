@@ -35,6 +35,8 @@ def pytest_generate_tests(metafunc):
         backends = (
             ("memory",)
             if marker("memory_only")
+            else ("sqlite",)
+            if marker("sqlite_only")
             else STATELESS
             if marker("stateless")
             else (DATABASES if marker("database") else STATELESS + DATABASES)

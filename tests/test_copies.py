@@ -2,9 +2,11 @@
 
 import io
 import json
+import sqlite3
 import struct
 import time
 import zlib
+from contextlib import closing
 
 import pytest
 from PIL import Image
@@ -170,6 +172,25 @@ def test_a_source_down_then_up_is_retried_with_backoff_then_stored(copying, sour
     assert waiting["state"] in ("queued", "copying") and waiting["last_error"]
     source.start()
     assert until(lambda: copies_of(client, "job-late", settled=False)[0]["state"], "stored", timeout=20) == "stored"
+
+
+@pytest.mark.sqlite_only
+def test_copiers_leave_a_locked_database_alone_then_store_the_copy(make_app, source, database_url, logs):
+    """SQLite locked by another connection: the copiers' claim times out once, then they pause (one ⚠️ line, no
+    write queued behind the webhook's for BACK_OFF seconds); once the lock is gone the image is stored."""
+    app = make_app(IMAGE_SOURCES=source.origin, DB_TIMEOUT=0.3)
+    client = app.test_client()
+    client.post(URL, json=completed("job-locked", (source.add("/locked.png", image_bytes()), {})))
+    with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)) as locker:
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            app.extensions[EXTENSION].copiers.start()
+            time.sleep(2.5)  # without the pause, a claim every POLL second, each held DB_TIMEOUT
+            paused = [r for r in logs.records if getattr(r, "event", "") == "copy_paused"]
+        finally:
+            locker.execute("ROLLBACK")
+    assert len(paused) == 1 and "copies en pause pendant" in paused[0].getMessage()
+    assert copies_of(client, "job-locked", timeout=20)[0]["state"] == "stored"
 
 
 def test_a_source_down_for_good_fails_then_images_retry_brings_it_back(copying, source):

@@ -29,6 +29,7 @@ MAX_DELAY = 600  # seconds: the retries' backoff stops doubling there
 POLL = 1.0  # seconds between two looks for due tasks when nothing woke the copiers
 NICE = 19  # the copiers' threads: the lowest priority
 YIELD = 0.25  # seconds a copy step waits at most for this process's requests to be answered
+BACK_OFF = 5.0  # seconds the copiers leave the database alone after it did not answer (the webhook's writes first)
 
 
 def lowest_priority() -> None:
@@ -61,6 +62,7 @@ class Copiers:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._quiet_until = 0.0  # monotonic: no copier writes before, the database did not answer
         self._threads: list[threading.Thread] = []
         self._background = True
 
@@ -98,30 +100,55 @@ class Copiers:
         renewed = time.monotonic()
         while not self._stopping.is_set() or self._running:  # stopping: claim nothing, keep the leases running
             try:
-                free = self.concurrency - len(self._running)
-                if not self._stopping.is_set() and free > 0 and copies.due(self.db):
-                    for task in copies.claim(self.db, limit=free, lease=self.lease):
-                        with self._lock:
-                            self._running[task.token] = task
-                        self._tasks.put(task)
-                if self._running and time.monotonic() - renewed > self.lease / 3:
-                    with self._lock:
-                        tokens = list(self._running)
-                    copies.renew(self.db, tokens, lease=self.lease)
-                    renewed = time.monotonic()
+                if time.monotonic() >= self._quiet_until:  # not backing off
+                    renewed = self._turn(renewed)
             except Unavailable:
-                pass  # the database does not answer: look again at the next turn
+                self._back_off()
             except Exception:
                 log.exception("❌ [Image Webhook] Échec du répartiteur des copies", extra={"event": "copy_error"})
-            self._wake.wait(min(POLL, self.lease / 3) * random.uniform(0.8, 1.2))
+            pause = max(self._quiet_until - time.monotonic(), min(POLL, self.lease / 3))
+            self._wake.wait(pause * random.uniform(0.8, 1.2))
             self._wake.clear()
+
+    def _turn(self, renewed: float) -> float:
+        """Claim due tasks for the free copiers, and renew the leases under way when a third has run."""
+        free = self.concurrency - len(self._running)
+        if not self._stopping.is_set() and free > 0 and copies.due(self.db):
+            for task in copies.claim(self.db, limit=free, lease=self.lease):
+                with self._lock:
+                    self._running[task.token] = task
+                self._tasks.put(task)
+        if self._running and time.monotonic() - renewed > self.lease / 3:
+            with self._lock:
+                tokens = list(self._running)
+            copies.renew(self.db, tokens, lease=self.lease)
+            return time.monotonic()
+        return renewed
+
+    def _back_off(self) -> None:
+        """The database did not answer (locked or gone): the copiers' writes would only queue behind the
+        webhook's, and lengthen its wait, so they leave it alone for BACK_OFF seconds. A task under way keeps
+        its lease (renewed once the database answers) or, if it ran out, is claimed again."""
+        with self._lock:
+            if time.monotonic() < self._quiet_until:
+                return  # another copier thread saw it first
+            pause = BACK_OFF * random.uniform(0.8, 1.2)
+            self._quiet_until = time.monotonic() + pause
+        log.warning(
+            "⚠️ [Image Webhook] Base de données indisponible: copies en pause pendant %.0f s",
+            pause,
+            extra={"event": "copy_paused"},
+        )
 
     def _copy_loop(self) -> None:
         if self._background:
             lowest_priority()
         while (task := self._tasks.get()) is not None:
             try:
+                self._stopping.wait(max(0.0, self._quiet_until - time.monotonic()))
                 self.copy(task)
+            except Unavailable:
+                self._back_off()  # the task is left to its lease: claimed again once it runs out
             except Exception:
                 log.exception("❌ [Image Webhook] Échec inattendu d'une copie", extra={"event": "copy_error"})
             finally:
