@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,12 +19,22 @@ SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 START_TIMEOUT = 90  # seconds: several servers boot (and migrate) at once on two busy cores
 
 
-def wrk(url, mode, seconds, connections, secret=None, job=None, *, script=None, env=None):
-    """One wrk run of bench/load.lua (or `script` with its `env`): requests/s, p50, p99 (None when nothing was
-    answered), errors."""
+def wrk(url, mode, seconds, connections, secret=None, job=None, *, script=None, env=None, threads=1):
+    """One wrk run of bench/load.lua (or `script` with its `env`), `threads` wrk threads: requests/s, p50, p99
+    (None when nothing was answered), errors."""
     env = {**os.environ, **(env if env is not None else {"MODE": mode, "SECRET": secret or "", "JOB": job or ""})}
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script or LOAD), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script or LOAD),
+            url,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -41,6 +52,32 @@ def server(app=None, env=None, args=(), config=None):
     made = GunicornServer(tempfile.mkdtemp(prefix="bench-"), env, app=app, args=args)
     if config:
         made.command[made.command.index("-c") + 1] = str(config)
+    return made
+
+
+PEERS = {  # the benchmark's peers (not gunicorn): the command that serves each on a port
+    "fastapi": lambda port: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.peer_fastapi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ],
+    "node": lambda port: ["node", str(ROOT / "bench" / "peer_node.js"), str(port)],
+}
+
+
+def peer(kind, env=None):
+    """A peer server (not started) in a temporary directory, driven like a GunicornServer: the same port,
+    log file, start-up wait on /healthz and stop."""
+    made = GunicornServer(tempfile.mkdtemp(prefix="bench-peer-"), env)
+    made.command = PEERS[kind](made.port)
     return made
 
 

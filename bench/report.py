@@ -17,6 +17,7 @@ BEFORE = {
 }
 WORKERS = ("completed, 8 connections", "completed, 64 connections", "completed, 8 connections + 16 silent")
 REDIS = f"redis x{DEFAULT_WORKERS}"
+FASTAPI, NODE = "fastapi peer", "node peer"  # bench/peer_fastapi.py (uvicorn, 1 process), bench/peer_node.js
 STATELESS_OF = ["stateless", "stateless, prod", "stateless, WARNING", "stateless", "stateless", "stateless"]
 AT_LEAST, AT_MOST = ">=", "<="
 # (label, group, A, B, throughput target, p99 target); a target is (AT_LEAST or AT_MOST, value) or None
@@ -54,6 +55,19 @@ COMPARISONS = [
         )
         for w in WORKERS
     ],
+    # issue 21: durability at the cost of nothing, against the peers a user would pick instead
+    ("21 default / FastAPI peer: completed", "peers: completed", "default", FASTAPI, (AT_LEAST, 1.0), None),
+    ("21 default / bare 5x4: completed", "peers: completed", "default", BARE5, (AT_LEAST, 0.5), (AT_MOST, 2.0)),
+    ("21 stateless / bare 1x4: completed", "peers: completed", "stateless", "bare", (AT_LEAST, 0.85), (AT_MOST, 1.3)),
+    ("21 default / stateless: progress", "peers: progress", "default", "stateless", (AT_LEAST, 1.5), None),
+    ("21 default / stateless: duplicates", "peers: duplicates", "default", "stateless", (AT_LEAST, 2.0), None),
+    *[
+        (f"21 default / {name}: {kind}", f"peers: {kind}", "default", peer, None, None)
+        for kind in ("completed", "progress", "duplicates")
+        for name, peer in (("FastAPI peer", FASTAPI), ("Node peer", NODE))
+        if (kind, peer) != ("completed", FASTAPI)
+    ],
+    ("21 default / stateless: completed", "peers: completed", "default", "stateless", None, None),
     (f"{REDIS} / stateless: completed", "redis: completed, 16 connections", REDIS, "stateless", None, None),
 ]
 

@@ -8,6 +8,9 @@ within a round, then their median (and range) over the rounds. Parts (--parts):
   row with the same pragmas, a bare route on the same workers, the stateless mode, the group commit at
   MAX_BATCH=1, and PostgreSQL (fsync on) with the same workers (issue 12);
 - workers: the stateless service under plain gthread against the head-reading worker, tail included;
+- peers: the default configuration against the specification's contract in FastAPI + uvicorn and in plain Node
+  `http` (bench/peer_fastapi.py, bench/peer_node.js), the bare route on 1 x 4 and 5 x 4 and the stateless mode,
+  wrk 2 threads x 16 connections (issue 21);
 - store: the memory store's bytes per job and lock holds (bench/store.py);
 - history (with --against REV,...): the stateless mode now, the same mode at each earlier commit (served from
   `git archive REV` with that commit's own gunicorn.conf.py) and the bare route, in the same rounds: "no slower
@@ -35,6 +38,8 @@ from tests.servers import DEFAULT_WORKERS, ROOT, PostgresServer, RedisServer
 RESULTS = ROOT / "bench" / "results"
 BARE5 = report.BARE5  # the bare route on the default configuration's workers
 REDIS = report.REDIS  # the stateless mode with the Redis store, as many workers as the default
+FASTAPI, NODE = report.FASTAPI, report.NODE  # the peers: bench/peer_fastapi.py, bench/peer_node.js
+PEER_THREADS = 2  # wrk threads in the peers part: one thread alone can be what limits a fast Node peer
 STATELESS = {"APP_ENV": "development", "DATABASE_URL": ""}
 # name: (app, environment, gunicorn arguments, baseline?); the default configuration is DATABASE_URL unset
 SERVERS = {
@@ -50,6 +55,9 @@ SERVERS = {
     "default, MAX_BATCH=1": (None, {"APP_ENV": "development"}, (), False),
     "postgresql": (None, {"APP_ENV": "development"}, (), False),
     REDIS: (None, {**STATELESS, "WEB_CONCURRENCY": str(DEFAULT_WORKERS)}, (), False),
+    # the peers (issue 21): what a user would pick instead, each one process holding its window in memory
+    report.FASTAPI: ("peer:fastapi", {}, (), False),
+    report.NODE: ("peer:node", {}, (), False),
 }
 # part: [(group, wrk mode, connections, silent sockets held, secret, members in order)]
 PARTS = {
@@ -91,6 +99,12 @@ PARTS = {
             None,
             ["stateless", "stateless, gthread"],
         ),
+    ],
+    # issue 21: the default configuration against its peers and the bare routes, wrk 2 threads x 16 connections
+    "peers": [
+        ("peers: completed", "completed", 16, 0, None, ["default", FASTAPI, NODE, BARE5, "bare", "stateless"]),
+        ("peers: progress", "progress", 16, 0, None, ["default", FASTAPI, NODE, "stateless"]),
+        ("peers: duplicates", "duplicate", 16, 0, None, ["default", FASTAPI, NODE, "stateless"]),
     ],
     "redis": [("redis: completed, 16 connections", "completed", 16, 0, None, ["stateless", REDIS])],  # make bench-redis
 }
@@ -151,7 +165,10 @@ def start_servers(names, scratch):
                 env = {**env, "REDIS_URL": backends[-1].url}
             if name == "default, MAX_BATCH=1":
                 config = harness.variant_config(scratch, **{"image_webhook.storage.database.writer": {"MAX_BATCH": 1}})
-            made[name] = harness.server(app, env, args, config)
+            if app and app.startswith("peer:"):
+                made[name] = harness.peer(app.removeprefix("peer:"), env)
+            else:
+                made[name] = harness.server(app, env, args, config)
         harness.start_all(made.values())
     except BaseException:
         stop(backends)
@@ -170,10 +187,12 @@ def measure(groups, servers, rounds, seconds):
     """Every group's members in turn, `rounds` times; each result carries its server and round."""
     results = {group[0]: {member: [] for member in group[5]} for group in groups}
     problems = []
+    peers = {group[0] for group in PARTS["peers"]}
     for r in range(rounds):
         for group, mode, connections, silent, secret, members in groups:
+            threads = PEER_THREADS if group in peers else 1
             for member in members if r % 2 == 0 else members[::-1]:
-                result = one(servers[member], member, mode, connections, silent, secret, seconds)
+                result = one(servers[member], member, mode, connections, silent, secret, seconds, threads)
                 results[group][member].append(result)
                 wrong = result["wrong"] + result["errors"]
                 if wrong and not SERVERS[member][3] and not silent:
@@ -185,7 +204,7 @@ def measure(groups, servers, rounds, seconds):
     return results, problems
 
 
-def one(server, member, mode, connections, silent, secret, seconds):
+def one(server, member, mode, connections, silent, secret, seconds, threads=1):
     """One wrk run (a duplicate's job completed once first; `silent` sockets held open meanwhile)."""
     job, offset = None, server.log_path.stat().st_size
     if mode == "duplicate":
@@ -195,7 +214,7 @@ def one(server, member, mode, connections, silent, secret, seconds):
         if first.status_code != 200:
             raise SystemExit(f"{member}: the first delivery of {job} got {first.status_code}: {first.text}")
     with harness.silent_connections(server.port, silent) if silent else contextlib.nullcontext(0) as held:
-        result = harness.wrk(server.url, mode, seconds, connections, secret, job)
+        result = harness.wrk(server.url, mode, seconds, connections, secret, job, threads=threads)
     result["silent_held"] = held
     expected = 400 if mode == "invalid" else 200
     result["wrong"] = result["non2xx"] if expected == 200 else result["requests"] - result["non2xx"]
@@ -211,7 +230,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=2)
-    parser.add_argument("--parts", default="ratios,database,workers,store", help="also: redis (Redis, N workers)")
+    parser.add_argument("--parts", default="ratios,database,workers,peers,store", help="also: redis (Redis, N workers)")
     parser.add_argument("--against", default="", help="earlier commits for the history part, comma-separated")
     options = parser.parse_args()
     parts = options.parts.split(",")

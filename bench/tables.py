@@ -105,6 +105,7 @@ def main():
     print(comparisons(data, "group commit", "group commit") + "\n")
     print(comparisons(data, "one writer", "one writer") + "\n")
     print(comparisons(data, "11 head-reading / gthread", "worker model") + "\n")
+    print(comparisons(data, "21", "issue 21: peers") + "\n")
     print(same_run(data) + "\n")
     print(comparisons(data, "history: now /", "now / an earlier commit") + "\n")
     print(comparisons(data, "history: default now /", "the default now / the stateless mode then") + "\n")
