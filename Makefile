@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: help run test lint migrate curl-demo soak bench bench-workers bench-api bench-images bench-redis clean
+.PHONY: help run test lint migrate curl-demo soak bench bench-peers bench-profile bench-workers bench-api bench-images bench-redis clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -45,12 +45,19 @@ soak: $(INSTALLED) ## about a minute of mixed traffic on loopback: no unexpected
 $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	@command -v wrk >/dev/null || ($(APT) update -qq && $(APT) install -y -qq wrk)
+	@command -v node >/dev/null || ($(APT) update -qq && $(APT) install -y -qq nodejs)  # the Node peer
 	touch $@
 
 BEFORE ?= f2421d7# the commit before the layers (issue 18): "no scenario slower" is measured against it
 
-bench: $(VENV)/.bench ## ~8 min: every configuration against bare Flask routes, and against the code of BEFORE (BENCHMARKS.md)
+bench: $(VENV)/.bench ## ~11 min: every configuration against bare Flask routes and the peers (FastAPI, Node), and against the code of BEFORE (BENCHMARKS.md)
 	$(BIN)/python -m bench.run --against $(BEFORE)
+
+bench-peers: $(VENV)/.bench ## ~4 min: the default configuration against its peers (FastAPI + uvicorn, Node http) and the bare routes (issue 21)
+	$(BIN)/python -m bench.run --parts peers --rounds 3 --seconds 4
+
+bench-profile: $(VENV)/.bench ## ~2 min: py-spy on two workers of the default under wrk, CPU per request by part, and single steps in process
+	$(BIN)/python -m bench.profile --in-process 2>/dev/null
 
 bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against plain gthread, silent sockets held)
 	$(BIN)/python -m bench.run --parts workers

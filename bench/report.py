@@ -68,6 +68,15 @@ COMPARISONS = [
         if (kind, peer) != ("completed", FASTAPI)
     ],
     ("21 default / stateless: completed", "peers: completed", "default", "stateless", None, None),
+    *[
+        (f"21 default, copies off / {name}: {kind}", f"peers: {kind}", "default, copies off", b, None, None)
+        for kind, name, b in (
+            ("completed", "FastAPI peer", FASTAPI),
+            ("completed", "bare 5x4", BARE5),
+            ("completed", "default", "default"),
+            ("progress", "stateless", "stateless"),
+        )
+    ],
     (f"{REDIS} / stateless: completed", "redis: completed, 16 connections", REDIS, "stateless", None, None),
 ]
 
