@@ -37,7 +37,7 @@ RESULTS = ROOT / "bench" / "results"
 RATE = 250  # samples per second per process
 # (part, path fragments of a frame's file); the first part whose fragment is in a frame wins, leaf first
 PARTS = [
-    ("logging", ("image_webhook/observability/logs", "image_webhook/server/loggers", "/logging/")),
+    ("logging", ("image_webhook/observability/logs", "image_webhook/server/loggers", "logging/")),
     ("metrics", ("image_webhook/observability/metrics", "prometheus_client/")),
     (
         "database hand-off and commit",
