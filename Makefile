@@ -57,7 +57,7 @@ bench-peers: $(VENV)/.bench ## ~4 min: the default configuration against its pee
 	$(BIN)/python -m bench.run --parts peers --rounds 3 --seconds 4
 
 bench-profile: $(VENV)/.bench ## ~2 min: py-spy on two workers of the default under wrk, CPU per request by part, and single steps in process
-	$(BIN)/python -m bench.profile --in-process 2>/dev/null
+	$(BIN)/python -m bench.profile --seconds 20 --in-process 2>/dev/null
 
 bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against plain gthread, silent sockets held)
 	$(BIN)/python -m bench.run --parts workers
