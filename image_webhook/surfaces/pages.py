@@ -42,10 +42,11 @@ STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
 
 @bp.before_request
 def gate() -> None:
-    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
+    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production,
+    429 at once for a client (or a process) over its budget of failed logins (intake/throttle.py)."""
     if not service().settings.dashboard:
         raise NotFound()
-    if not service().page_users.allows(request.authorization):
+    if not service().page_users.allows(request.authorization, request.remote_addr):
         raise Challenge('Basic realm="jobs"')
 
 
