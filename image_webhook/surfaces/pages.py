@@ -28,6 +28,7 @@ for function in FILTERS:
     bp.add_app_template_filter(function)
 PAGE_SIZE = 25
 DELIVERIES_PAGE = 20
+DELIVERIES_BODIES = 2 * 1024 * 1024  # bytes of bodies a job page shows at most (fewer deliveries then; one at least)
 KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -104,7 +105,7 @@ def job_page(job_id: str) -> Response | str:
     except NotFound as missing:
         return _missing(job_id, missing)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
-    found, earlier = deliveries_table.page(db, job_id, limit=DELIVERIES_PAGE, before=before)
+    found, earlier = deliveries_table.page(db, job_id, limit=DELIVERIES_PAGE, before=before, budget=DELIVERIES_BODIES)
     return render_template(
         "job.html",
         job=present(job),
