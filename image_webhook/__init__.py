@@ -35,6 +35,7 @@ def create_app(
     from .surfaces import api, commands, errors, image_commands, ops, pages, webhook
     from .surfaces.application import WebhookFlask, track_requests
     from .surfaces.forwarded import TrustedForwarded
+    from .surfaces.hosts import guard_hosts
 
     settings = load_settings(config, environ)
     app = WebhookFlask(__name__, static_folder=None, template_folder=None)  # the page's blueprint serves them
@@ -48,6 +49,7 @@ def create_app(
     app.extensions[EXTENSION] = service
     errors.register(app)
     track_requests(app)
+    guard_hosts(app, settings.allowed_hosts)  # after the request's id, before every blueprint's credentials
     app.register_blueprint(webhook.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)

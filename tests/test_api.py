@@ -9,9 +9,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from image_webhook.domain.notifications import Delivery
 from image_webhook.domain.settings import startup_warnings
 from image_webhook.intake.validation import load_schemas
 from image_webhook.service import EXTENSION
+from image_webhook.storage.database import deliveries
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
 
 pytestmark = pytest.mark.database
@@ -461,16 +463,80 @@ def test_the_deliveries_are_newest_first_with_the_raw_bodies_only_when_asked(cli
     assert json.loads(plain[1]["response_body"])["images_count"] == 1
     full = client.get(f"/api/jobs/{job_id}/deliveries", query_string={"include": "body"}).get_json()["deliveries"]
     assert [d["body"] for d in full] == sent[::-1]
-    assert client.get(f"/api/jobs/{new_id()}/deliveries").get_json() == {"deliveries": []}
+    assert client.get(f"/api/jobs/{new_id()}/deliveries").get_json() == {"deliveries": [], "next_cursor": None}
 
 
 @pytest.mark.parametrize(
-    "query", [{"include": "bodies"}, {"include": ""}, {"limit": "5"}, {"include": "body", "x": "1"}]
+    "query",
+    [
+        {"include": "bodies"},
+        {"include": ""},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"cursor": "0"},
+        {"cursor": "x"},
+        {"cursor": "9" * 19},
+        {"include": "body", "x": "1"},
+    ],
 )
 def test_a_bad_deliveries_parameter_is_a_400(client, query):
-    """Only include=body is accepted on the deliveries: anything else is 400 "Paramètre invalide"."""
+    """Only include=body, a limit of 1 to 100 and a next_cursor are accepted on the deliveries: anything else is
+    400 "Paramètre invalide"."""
     response = client.get(f"/api/jobs/{new_id()}/deliveries", query_string=query)
     assert response.status_code == 400 and response.get_json()["error"] == "Paramètre invalide"
+
+
+def keep(db, job_id, bodies):
+    """Keep one processed delivery (its body kept whole) per body of `bodies`, as the recorder writes them."""
+    for raw in bodies:
+        delivery = Delivery(client_address="192.0.2.1", raw=raw, job_id=job_id, status="completed")
+        db.write(
+            lambda connection, d=delivery: deliveries.insert(
+                db, connection, d, outcome="processed", status=200, answer="{}"
+            )
+        )
+
+
+def read_pages(client, job_id, **query):
+    """Every page of a job's deliveries, following next_cursor: [(answer size in bytes, ids)]."""
+    pages, cursor = [], None
+    while True:
+        answer = client.get(
+            f"/api/jobs/{job_id}/deliveries", query_string={**query, **({"cursor": cursor} if cursor else {})}
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+        found = answer.get_json()
+        pages.append((len(answer.data), [d["id"] for d in found["deliveries"]], found["deliveries"]))
+        cursor = found["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_large_deliveries_come_in_pages_of_at_most_8_mib(client):
+    """A job of 40 deliveries of 1 MB (half of them backslashes, whose JSON is twice as long): include=body answers
+    pages of at most 8 MiB, and the pages together give every delivery once, newest first, its body whole."""
+    db, job_id = client.application.extensions[EXTENSION].db, new_id()
+    bodies = [(b"\\" if n % 2 else b"a") * 1_000_000 for n in range(40)]
+    keep(db, job_id, bodies)
+    stored = [row["id"] for row in deliveries.page(db, job_id, limit=100, before=None, include_body=False)[0]]
+    pages = read_pages(client, job_id, include="body")
+    assert len(pages) > 5 and all(size <= 8 * 1024 * 1024 and ids for size, ids, _ in pages)
+    assert [i for _, ids, _ in pages for i in ids] == stored and len(stored) == 40
+    shown = [d["body"] for _, _, found in pages for d in found]
+    assert shown == [raw.decode() for raw in reversed(bodies)]
+
+
+def test_deliveries_come_in_keyset_pages_of_limit(client):
+    """Without bodies, limit deliveries a page, newest first, next_cursor to the older ones: none repeated or
+    skipped, and a delivery arriving meanwhile does not shift the pages."""
+    db, job_id = client.application.extensions[EXTENSION].db, new_id()
+    keep(db, job_id, [b"{}"] * 7)
+    first = client.get(f"/api/jobs/{job_id}/deliveries", query_string={"limit": 3}).get_json()
+    keep(db, job_id, [b"{}"])  # newer: on the first page only
+    rest = read_pages(client, job_id, limit=3, cursor=first["next_cursor"])
+    ids = [d["id"] for d in first["deliveries"]] + [i for _, page_ids, _ in rest for i in page_ids]
+    assert ids == sorted(ids, reverse=True) and len(ids) == len(set(ids)) == 7
+    assert [len(page_ids) for _, page_ids, _ in rest] == [3, 1]
 
 
 # --- the stateless mode

@@ -174,6 +174,23 @@ def test_a_cursor_is_read_exactly_when_it_has_the_documented_shape(client, curso
         assert response.get_json()["details"][0]["path"] == "$.cursor"
 
 
+@pytest.mark.database
+@pytest.mark.parametrize(
+    "cursor", ["1", "000000000000000001", "999999999999999999", "0", "00", "9" * 19, "1\n", " 1", "+1", "١", "", "1.2"]
+)
+def test_a_deliveries_cursor_is_read_exactly_when_it_has_the_documented_shape(client, cursor):
+    """The deliveries' cursor matching the document's DeliveryCursor is read (200); any other is a 400 naming it;
+    the next_cursor given matches it."""
+    checker = DetailValidator(bundled_document()["components"]["schemas"]["DeliveryCursor"])
+    response = client.get("/api/jobs/job-x/deliveries", query_string={"cursor": cursor})
+    assert response.status_code == (200 if checker.is_valid(cursor) else 400), response.get_json()
+    for _ in range(3):
+        assert client.post(URL, json=payload(COMPLETED, job_id="job-x")).status_code == 200
+    client.application.extensions[EXTENSION].db.write(lambda connection: None)  # the duplicates' queued writes
+    following = client.get("/api/jobs/job-x/deliveries", query_string={"limit": 1}).get_json()["next_cursor"]
+    assert checker.is_valid(following)
+
+
 @pytest.mark.parametrize(
     "body",
     [

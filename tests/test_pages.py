@@ -15,7 +15,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
+from image_webhook.domain.notifications import Delivery
 from image_webhook.service import EXTENSION
+from image_webhook.storage.database import deliveries
 from image_webhook.surfaces import formats
 from image_webhook.surfaces.pages import HEADERS
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
@@ -453,6 +455,32 @@ def test_a_job_page_lists_its_deliveries_in_pages(app, client):
         response = client.get(f"/jobs/job-1?deliveries_before={value}")
         assert response.status_code == 400 and response.json["error"] == "Paramètre invalide", value
         assert response.json["details"][0]["path"] == "$.deliveries_before"
+
+
+@pytest.mark.database
+def test_a_job_page_shows_at_most_2_mib_of_bodies(app, client):
+    """Five deliveries of 900 kB bodies kept whole: a job page loads and shows 2 of them (2 MiB of bodies at most, one
+    at least), the others on the earlier pages, none repeated or skipped."""
+    assert client.post(URL, json=completed("job-big")).status_code == 200  # the job, and a small delivery
+    db = app.extensions[EXTENSION].db
+    for n in range(5):
+        delivery = Delivery(client_address="192.0.2.1", raw=b"%d" % n * 900_000, job_id="job-big", status="completed")
+        db.write(
+            lambda connection, d=delivery: deliveries.insert(
+                db, connection, d, outcome="processed", status=200, answer="{}"
+            )
+        )
+    stored = [row["id"] for row in rows(db, "SELECT id FROM deliveries WHERE job_id = 'job-big' ORDER BY id DESC")]
+    pages, path = [], "/jobs/job-big"
+    while path:
+        html = client.get(path).get_data(as_text=True)
+        assert len(html) < 2 * 1024 * 1024 + 100_000
+        tags = Tags(html)
+        pages.append([int(attrs["data-delivery-id"]) for tag, attrs in tags.tags if "data-delivery-id" in attrs])
+        earlier = [attrs["href"] for tag, attrs in tags.tags if tag == "a" and attrs.get("rel") == "next"]
+        path = earlier[0].split("#")[0] if earlier else None
+    assert [len(page) for page in pages] == [2, 2, 2]
+    assert [delivery for page in pages for delivery in page] == stored
 
 
 @pytest.mark.database

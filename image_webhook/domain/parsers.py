@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 Parser = Callable[[str, Any], Any]
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+# a host name as a Host header carries it, in ASCII (an IDN in its xn-- form); a leading dot: its subdomains too
+HOST_NAME = re.compile(r"\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
 
 
 class ConfigError(ValueError):
@@ -133,6 +136,27 @@ def networks(name: str, value: Any) -> str:
         except ValueError as exc:
             raise ConfigError(f"{name} takes addresses or networks separated by commas, or *: {exc}") from None
     return text
+
+
+def hosts(name: str, value: Any) -> tuple[str, ...]:
+    """Host names separated by spaces or commas, without port (any port matches): `example.com`, `.example.com`
+    (it and its subdomains), an IPv4 address, an IPv6 one in brackets (`[::1]`), or `*` (any host); lower-case."""
+    found = []
+    for item in secrets(name, str(value).lower()):
+        if item == "*":
+            return ("*",)
+        bracketed = item.startswith("[") and item.endswith("]")
+        try:
+            valid = ipaddress.ip_address(item[1:-1]).version == 6 if bracketed else bool(HOST_NAME.fullmatch(item))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError(
+                f"{name} takes host names without port (example.com, .example.com, 192.0.2.1, [2001:db8::1]) or *; "
+                f"{item!r} is not one"
+            )
+        found.append(item.rstrip(".") if not bracketed else item)
+    return tuple(found)
 
 
 def store_url(name: str, value: Any) -> str:

@@ -16,6 +16,7 @@ from .parsers import (
     choice,
     database_url,
     flag,
+    hosts,
     networks,
     number,
     origins,
@@ -39,6 +40,8 @@ DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE / 'jobs.sqlite3'}"
 DEFAULT_IMAGE_STORE = f"file://{INSTANCE / 'images'}"
 # the specification's backend serves its images there: the development default of IMAGE_SOURCES
 DEVELOPMENT_IMAGE_SOURCES = ("http://localhost:9006",)
+# the Host headers development accepts: the loopback names, any port (production: ALLOWED_HOSTS, or any with a ⚠️)
+DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 # name: (default, parser); every variable the service reads, documented in the README and .env.example
 SETTINGS: dict[str, tuple[Any, Parser]] = {
@@ -82,6 +85,7 @@ SETTINGS: dict[str, tuple[Any, Parser]] = {
     # the server's address (development: loopback only; production: every interface, behind the front)
     "HOST": (None, text),
     "FORWARDED_ALLOW_IPS": ("127.0.0.1,::1", networks),  # whose X-Forwarded-For gunicorn believes: the front's
+    "ALLOWED_HOSTS": (None, hosts),  # the names the Host header may carry (development: loopback; production: any)
 }
 
 
@@ -127,6 +131,7 @@ class Settings:
     image_url_ttl: int
     host: str
     forwarded_allow_ips: str
+    allowed_hosts: tuple[str, ...]  # ("*",): any
 
     @property
     def production(self) -> bool:
@@ -171,6 +176,8 @@ def load_settings(config: Mapping[str, Any] | None = None, environ: Mapping[str,
         values["IMAGE_SOURCES"] = () if values["APP_ENV"] == "production" else DEVELOPMENT_IMAGE_SOURCES
     if values["HOST"] is None:
         values["HOST"] = "0.0.0.0" if values["APP_ENV"] == "production" else "127.0.0.1"
+    if values["ALLOWED_HOSTS"] is None:
+        values["ALLOWED_HOSTS"] = ("*",) if values["APP_ENV"] == "production" else DEVELOPMENT_HOSTS
     _check_store(values)
     if values["PORT"] > 65535:
         raise ConfigError(f"PORT must be at most 65535, not {values['PORT']}")
@@ -218,6 +225,11 @@ def startup_warnings(settings: Settings) -> list[str]:
         warnings.append("JOBS_API_TOKENS is empty: the read API (/api/jobs) answers 401 to every call")
     if settings.production and settings.dashboard and not settings.dashboard_users:
         warnings.append("DASHBOARD_USERS is empty: the /jobs page answers 401 (DASHBOARD=off turns it off)")
+    if settings.production and "*" in settings.allowed_hosts:
+        warnings.append(
+            "ALLOWED_HOSTS is empty or *: every Host header is accepted; set the names the service answers to "
+            "(docs/security.md)"
+        )
     if settings.database_url and not settings.image_sources:
         warnings.append("IMAGE_SOURCES is empty: no image is copied, every copy is refused (docs/images.md)")
     if settings.dialect == "postgresql" and settings.image_store.startswith("file:"):

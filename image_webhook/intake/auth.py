@@ -14,6 +14,8 @@ from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .throttle import LoginThrottle
+
 SECRET_HEADER = "X-Webhook-Secret"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 # the same headers under the names Svix's client libraries send: svix-id, svix-timestamp, svix-signature
@@ -107,16 +109,20 @@ class Challenge(Unauthorized):
 class BasicUsers:
     """HTTP Basic against DASHBOARD_USERS, `required` in production (open otherwise). A hash is checked whatever
     the name, so the time does not tell which names exist; a pair that passed is remembered (an HMAC under a key
-    of this process), so that the page's polling does not pay a scrypt every second."""
+    of this process), so that the page's polling does not pay a scrypt every second. The hashes a client may cost
+    are bounded by `throttle` (intake/throttle.py): over budget, Throttled (429) before any hash."""
 
-    def __init__(self, users: dict[str, str], *, required: bool) -> None:
+    def __init__(self, users: dict[str, str], *, required: bool, throttle: LoginThrottle | None = None) -> None:
         self.users = dict(users)
         self.required = required
+        self.throttle = throttle or LoginThrottle()
         self._key = os.urandom(32)
         self._verified: set[bytes] = set()
         self._decoy: str | None = None
 
-    def allows(self, credentials: Authorization | None) -> bool:
+    def allows(self, credentials: Authorization | None, address: str | None = None) -> bool:
+        """Whether `credentials` name a user with the right password; raise Throttled when `address` (the
+        client's) or this process spent its budget of hashes."""
         if not self.required:
             return True
         if credentials is None or credentials.type != "basic" or not self.users:
@@ -127,7 +133,14 @@ class BasicUsers:
         if seal in self._verified:
             return True
         hashed = self.users.get(name)
-        if not check_password_hash(hashed or self.decoy(), password) or hashed is None:
+        decoy = self.decoy()  # made before admission: its own hash is not a login's
+        self.throttle.admit(address)
+        passed = False
+        try:
+            passed = check_password_hash(hashed or decoy, password) and hashed is not None
+        finally:
+            self.throttle.release(address, failed=not passed)
+        if not passed:
             return False
         if len(self._verified) >= 64:  # bounded: a few people, a few passwords
             self._verified.clear()

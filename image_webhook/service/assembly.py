@@ -12,6 +12,7 @@ from ..domain.settings import Settings
 from ..intake.auth import Authenticator, BasicUsers, BearerTokens
 from ..intake.body import BodyDeadlines
 from ..intake.openapi import served_document
+from ..intake.throttle import LoginThrottle
 from ..intake.validation import PayloadValidator
 from ..observability.metrics import Metrics
 from ..recording import Recorder
@@ -63,7 +64,9 @@ def build_service(
             required=settings.production,
         ),
         readers=BearerTokens(settings.jobs_api_tokens, required=settings.production),
-        page_users=BasicUsers(settings.dashboard_users, required=settings.production),
+        page_users=BasicUsers(
+            settings.dashboard_users, required=settings.production, throttle=LoginThrottle(clock=clock)
+        ),
         validator=validator,
         recorder=recorder,
         messages=messages,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -17,13 +18,26 @@ from ..intake.parsing import parse_json
 from ..service import service
 from ..storage.database import Database, jobs
 from ..storage.database import deliveries as deliveries_table
-from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+from .reads import (
+    BAD_CURSOR,
+    MAX_LIMIT,
+    bad_parameter,
+    conditional,
+    encode_cursor,
+    filter_value,
+    find_job,
+    limit_value,
+    read_cursor,
+)
 from .stored_images import serve
 
 bp = Blueprint("api", __name__, url_prefix="/api/jobs")
 LIST_PARAMETERS = frozenset({"status", "user_id", "organization_id", "since", "limit", "cursor"})
 STATUSES = frozenset(Status)
 DEFAULT_LIMIT = 20
+DELIVERIES_PARAMETERS = frozenset({"include", "limit", "cursor"})
+ANSWER_BYTES = 8 * 1024 * 1024  # a deliveries page's answer, its bodies included (one delivery alone may be more)
+ENVELOPE = 64  # the answer's bytes around its deliveries: {"deliveries":[...],"next_cursor":"<18 digits>"}
 
 
 @bp.before_request
@@ -77,14 +91,20 @@ def register(job_id: str) -> Response:
 
 @bp.get("/<job_id>/deliveries")
 def deliveries(job_id: str) -> Response:
-    """What the backend sent for this job and what the service answered, newest first (bodies when asked)."""
+    """What the backend sent for this job and what the service answered, newest first (bodies when asked), in
+    keyset pages of at most ANSWER_BYTES: a job of many large deliveries is read a page at a time."""
+    unknown = sorted(set(request.args) - DELIVERIES_PARAMETERS)
     include = request.args.get("include")
-    if set(request.args) - {"include"} or include not in (None, "body"):
-        raise bad_parameter("seul le paramètre include=body est accepté", "$.include")
+    if unknown or include not in (None, "body"):
+        raise bad_parameter("paramètres acceptés: include=body, limit, cursor", "$." + (unknown or ["include"])[0][:64])
     if len(job_id) > MAX_JOB_ID or "\x00" in job_id:  # any id a delivery carried, as it was stored
         raise bad_parameter(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
-    found = deliveries_table.for_job(_db(), job_id, include_body=include == "body")
-    return conditional(jsonify(deliveries=found))
+    limit = limit_value(request.args.get("limit"), MAX_LIMIT)
+    found, before = deliveries_table.page(
+        _db(), job_id, limit=limit, before=_before(), include_body=include == "body", budget=ANSWER_BYTES
+    )
+    shown, before = _within_answer(found, before)
+    return conditional(jsonify(deliveries=shown, next_cursor=str(before) if before else None))
 
 
 @bp.get("/<job_id>/images/<int(max=99):position>", defaults={"thumbnail": False})
@@ -110,6 +130,27 @@ def _db() -> Database:
     if db is None:
         raise NotFound("Pas de base de données: l'API des jobs demande DATABASE_URL")
     return db
+
+
+def _within_answer(found: list[dict[str, Any]], before: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """The first deliveries of `found` whose JSON fits in ANSWER_BYTES (one at least), and the next page's cursor:
+    a body's JSON may outgrow its bytes (escapes), so the answer's own size decides."""
+    size = ENVELOPE
+    for count, delivery in enumerate(found):
+        size += len(json.dumps(delivery, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+        if count and size + count > ANSWER_BYTES:  # a comma between two
+            return found[:count], found[count - 1]["id"]
+    return found, before
+
+
+def _before() -> int | None:
+    """The deliveries' cursor: the id the page starts before, as next_cursor gave it; or 400."""
+    value = request.args.get("cursor")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) < 1:
+        raise bad_parameter(BAD_CURSOR, "$.cursor")
+    return int(value)
 
 
 def _since(value: str) -> str:

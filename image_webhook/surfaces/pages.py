@@ -28,6 +28,7 @@ for function in FILTERS:
     bp.add_app_template_filter(function)
 PAGE_SIZE = 25
 DELIVERIES_PAGE = 20
+DELIVERIES_BODIES = 2 * 1024 * 1024  # bytes of bodies a job page shows at most (fewer deliveries then; one at least)
 KEPT = ("status", "user_id", "limit", "cursor", "period")  # the query parameters links and the feed carry on
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -42,10 +43,11 @@ STATELESS = "Pas de base de données: la page des jobs demande DATABASE_URL"
 
 @bp.before_request
 def gate() -> None:
-    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production."""
+    """The pages, their JSON views and the static files: 404 with DASHBOARD off; HTTP Basic in production,
+    429 at once for a client (or a process) over its budget of failed logins (intake/throttle.py)."""
     if not service().settings.dashboard:
         raise NotFound()
-    if not service().page_users.allows(request.authorization):
+    if not service().page_users.allows(request.authorization, request.remote_addr):
         raise Challenge('Basic realm="jobs"')
 
 
@@ -103,7 +105,7 @@ def job_page(job_id: str) -> Response | str:
     except NotFound as missing:
         return _missing(job_id, missing)
     metadata = job["metadata"] if isinstance(job["metadata"], dict) else {}
-    found, earlier = deliveries_table.page(db, job_id, limit=DELIVERIES_PAGE, before=before)
+    found, earlier = deliveries_table.page(db, job_id, limit=DELIVERIES_PAGE, before=before, budget=DELIVERIES_BODIES)
     return render_template(
         "job.html",
         job=present(job),

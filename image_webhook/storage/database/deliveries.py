@@ -69,17 +69,50 @@ def for_job(db: Database, job_id: str, *, include_body: bool = False, limit: int
     return [_serialize(row, include_body) for row in rows]
 
 
-def page(db: Database, job_id: str, *, limit: int, before: int | None) -> tuple[list[dict[str, Any]], int | None]:
-    """Up to `limit` deliveries of a job with their bodies, newest first by id, those before the id `before`
-    (the job page's keyset); and the id the next page starts before, if any."""
+def page(
+    db: Database,
+    job_id: str,
+    *,
+    limit: int,
+    before: int | None,
+    include_body: bool = True,
+    budget: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` deliveries of a job, newest first by id, those before the id `before` (the keyset of the job
+    page and of the API); with their bodies when asked, only as many as `budget` bytes of bodies hold (one at
+    least): a job of many large deliveries never sits whole in memory. And the id the next page starts before."""
     where = "job_id = :job_id" + (" AND id < :before" if before is not None else "")
-    sql = db.sql(
-        f"SELECT {', '.join((*COLUMNS, 'raw_body'))} FROM deliveries WHERE {where} ORDER BY id DESC LIMIT :limit"
+    values: dict[str, Any] = {"job_id": job_id, "before": before, "limit": limit + 1}
+    columns = ", ".join((*COLUMNS, "raw_body") if include_body else COLUMNS)
+    if not (include_body and budget is not None):
+        rows = _read(db, f"SELECT {columns} FROM deliveries WHERE {where} ORDER BY id DESC LIMIT :limit", values)
+        found = [_serialize(row, include_body) for row in rows[:limit]]
+        return found, found[-1]["id"] if len(rows) > limit else None
+    sizes = _read(
+        db, f"SELECT id, length(raw_body) AS size FROM deliveries WHERE {where} ORDER BY id DESC LIMIT :limit", values
     )
-    values = {"job_id": job_id, "before": before, "limit": limit + 1}
-    rows = db.read(lambda connection: connection.execute(sql, values).fetchall())
-    found = [_serialize(row, True) for row in rows[:limit]]
-    return found, found[-1]["id"] if len(rows) > limit else None
+    fit = _fitting([row["size"] for row in sizes[:limit]], budget)
+    if not fit:
+        return [], None
+    # the ids measured, not the newest now: a delivery written since is not loaded unmeasured
+    measured = {**values, "top": sizes[0]["id"], "bottom": sizes[fit - 1]["id"]}
+    sql = f"SELECT {columns} FROM deliveries WHERE {where} AND id BETWEEN :bottom AND :top ORDER BY id DESC"
+    rows = _read(db, sql, measured)
+    return [_serialize(row, True) for row in rows], sizes[fit - 1]["id"] if len(sizes) > fit else None
+
+
+def _read(db: Database, sql: str, values: dict[str, Any]) -> list[Any]:
+    return db.read(lambda connection: connection.execute(db.sql(sql), values).fetchall())
+
+
+def _fitting(sizes: list[int | None], budget: int) -> int:
+    """How many of the first `sizes` (bytes of bodies) fit in `budget` together; one at least, if any."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size or 0
+        if total > budget:
+            return max(count, 1)
+    return len(sizes)
 
 
 def purge(db: Database, cutoff: str, batch: int = 500) -> int:
