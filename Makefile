@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: help run test lint migrate curl-demo soak bench bench-workers bench-api bench-images bench-redis clean
+.PHONY: help run test lint migrate curl-demo soak bench bench-scale bench-workers bench-api bench-images bench-redis clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -49,8 +49,12 @@ $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 
 BEFORE ?= f2421d7# the commit before the layers (issue 18): "no scenario slower" is measured against it
 
-bench: $(VENV)/.bench ## ~8 min: every configuration against bare Flask routes, and against the code of BEFORE (BENCHMARKS.md)
+bench: $(VENV)/.bench ## ~14 min: every configuration against bare Flask routes, against the code of BEFORE, then bench-scale (BENCHMARKS.md)
 	$(BIN)/python -m bench.run --against $(BEFORE)
+	$(BIN)/python -m bench.scale
+
+bench-scale: $(VENV)/.bench ## ~6 min: monitoring, reads, retention, bad Basic and padded bodies among 1,000,000 jobs (issue 22's targets)
+	$(BIN)/python -m bench.scale
 
 bench-workers: $(VENV)/.bench ## the worker model alone (head-reading against plain gthread, silent sockets held)
 	$(BIN)/python -m bench.run --parts workers
