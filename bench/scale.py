@@ -194,7 +194,8 @@ def seed(path, count):
     url = f"sqlite:///{path}"
     migrate.upgrade(url, BASE_REVISION)
     connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode = WAL")
+    # no journal while seeding: in WAL the one big transaction would be written twice (the WAL, its checkpoint)
+    connection.execute("PRAGMA journal_mode = OFF")
     connection.execute("PRAGMA synchronous = OFF")
     connection.execute("PRAGMA cache_size = -400000")
     indexes = connection.execute(
@@ -215,8 +216,7 @@ def seed(path, count):
         connection.execute(sql)
     connection.execute("COMMIT")
     connection.execute("ANALYZE")
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA journal_mode = WAL")  # the service's mode
     connection.close()
     migrate.upgrade(url)  # whatever came after BASE_REVISION, on the seeded records
     return time.monotonic() - began
@@ -274,12 +274,15 @@ class Client:
         elapsed = (time.perf_counter() - began) * 1000
         return response, elapsed
 
-    def post(self, body_or_json, job_id=None):
+    def post(self, body_or_json, job_id=None, refused=None):
+        """The POST's ms; an answer other than 200 stops the run, or is counted in `refused` (status: count)."""
         headers = {"X-Webhook-Secret": SECRET, "Content-Type": "application/json"}
         data = body_or_json if isinstance(body_or_json, bytes) else json.dumps(body_or_json).encode()
         response, elapsed = self.timed("POST", URL, data=data, headers=headers)
         if response.status_code != 200:
-            raise SystemExit(f"POST {job_id}: {response.status_code} {response.text[:300]}")
+            if refused is None:
+                raise SystemExit(f"POST {job_id}: {response.status_code} {response.text[:300]}")
+            refused[response.status_code] = refused.get(response.status_code, 0) + 1
         return elapsed
 
 
@@ -332,12 +335,13 @@ def newest_job(path):
 # --- load while something else happens ------------------------------------------------------------------
 
 
-def posts(client, seconds, stop=None):
-    """New completed jobs posted one after another for `seconds` (or until `stop` is set): their ms."""
+def posts(client, seconds, stop=None, refused=None):
+    """New completed jobs posted one after another for `seconds` (or until `stop` is set): their ms; the
+    answers other than 200 counted in `refused` when given (else they stop the run)."""
     times, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         job_id = str(uuid.uuid4())
-        times.append(client.post(payload(COMPLETED, job_id), job_id))
+        times.append(client.post(payload(COMPLETED, job_id), job_id, refused))
     return times
 
 
@@ -398,14 +402,15 @@ def padded(server, path):
 
 
 def purge_pass(server, path, days, seconds_cap):
-    """POST ms while `flask jobs purge` runs on the same database (both ages `days`): (times, seconds, output)."""
+    """POST ms while `flask jobs purge` runs on the same database (both ages `days`): (times, the answers
+    other than 200 by status, seconds, the command's exit status and last line)."""
     env = {**server.env, "LOG_LEVEL": "INFO"}
     command = [sys.executable, "-m", "flask", "--app", "app", "jobs", "purge"]
     command += ["--deliveries-days", str(days), "--jobs-days", str(days)]
     client = Client(server)
     stop = threading.Event()
-    times = []
-    thread = threading.Thread(target=lambda: times.extend(posts(client, seconds_cap, stop)), daemon=True)
+    times, refused = [], {}
+    thread = threading.Thread(target=lambda: times.extend(posts(client, seconds_cap, stop, refused)), daemon=True)
     began = time.monotonic()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     thread.start()
@@ -417,7 +422,8 @@ def purge_pass(server, path, days, seconds_cap):
     took = time.monotonic() - began
     stop.set()
     thread.join(30)
-    return times, took, out.strip()
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    return times, refused, took, f"exit {process.returncode}: {last}"
 
 
 def retention(server, path, seconds):
@@ -429,12 +435,16 @@ def retention(server, path, seconds):
     days = DAYS * 0.9  # the oldest 10 % of a week
     cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="microseconds")
     before = counts(path, cutoff)
-    deleting, took, out = purge_pass(server, path, days, 600)
+    deleting, refused, took, out = purge_pass(server, path, days, 600)
     after = counts(path, cutoff)
-    print(f"  pass deleting: {took:.0f} s, {before} -> {after}: {out.splitlines()[-1:] if out else ''}", flush=True)
-    empty, took_empty, out_empty = purge_pass(server, path, days, 600)
-    print(f"  pass with nothing to delete: {took_empty:.0f} s: {out_empty.splitlines()[-1:]}", flush=True)
+    print(f"  pass deleting: {took:.0f} s, {before} -> {after}, POSTs refused {refused}; {out}", flush=True)
+    empty, refused_empty, took_empty, out_empty = purge_pass(server, path, days, 600)
+    print(f"  pass with nothing to delete: {took_empty:.0f} s, POSTs refused {refused_empty}; {out_empty}", flush=True)
     found = {
+        "POSTs refused during a deleting pass": refused,
+        "POSTs refused during an empty pass": refused_empty,
+        "deleting pass command": out,
+        "empty pass command": out_empty,
         "POST p99 without a pass": p99(alone),
         "POST max without a pass": max(alone),
         "POST p99 during a deleting pass": p99(deleting) if deleting else None,
@@ -497,6 +507,10 @@ def verdicts(small, large):
         rows.append((f"POST max during {kind}", ms(top), "≤ 100 ms", top is not None and top <= 100))
         ok = tail is not None and tail <= 2 * alone
         rows.append((f"POST p99 during {kind} (without: {alone:.1f} ms)", ms(tail), "≤ 2 × without", ok))
+    for kind in ("a deleting pass", "an empty pass"):
+        refused = large[f"POSTs refused during {kind}"]
+        text = ", ".join(f"{count} × {status}" for status, count in sorted(refused.items())) or "none"
+        rows.append((f"POSTs answered other than 200 during {kind}", text, "none", not refused))
     slowed = large["webhook under bad Basic"] / large["webhook quiet"]
     rows.append(
         (
@@ -540,7 +554,8 @@ def report(small, large, options, commit):
         "",
         f"Retention: the deleting pass removed {large['deleted jobs']:,} jobs and {large['deleted deliveries']:,} "
         f"deliveries in {large['deleting pass seconds']:.0f} s; "
-        f"the empty pass took {large['empty pass seconds']:.0f} s. "
+        f"the empty pass took {large['empty pass seconds']:.0f} s (`flask jobs purge`, "
+        f"{large['deleting pass command']!r}; {large['empty pass command']!r}). "
         f"Bad Basic: {large['bad Basic req/s']} refused requests/s.",
     ]
     return "\n".join(lines) + "\n"
