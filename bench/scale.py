@@ -275,10 +275,17 @@ class Client:
         return response, elapsed
 
     def post(self, body_or_json, job_id=None, refused=None):
-        """The POST's ms; an answer other than 200 stops the run, or is counted in `refused` (status: count)."""
+        """The POST's ms; an answer other than 200 (or none) stops the run, or is counted in `refused` (status or
+        error: count), and then no answer at all is None."""
         headers = {"X-Webhook-Secret": SECRET, "Content-Type": "application/json"}
         data = body_or_json if isinstance(body_or_json, bytes) else json.dumps(body_or_json).encode()
-        response, elapsed = self.timed("POST", URL, data=data, headers=headers)
+        try:
+            response, elapsed = self.timed("POST", URL, data=data, headers=headers)
+        except requests.RequestException as error:  # no answer at all (a timeout, a reset)
+            if refused is None:
+                raise
+            refused[type(error).__name__] = refused.get(type(error).__name__, 0) + 1
+            return None
         if response.status_code != 200:
             if refused is None:
                 raise SystemExit(f"POST {job_id}: {response.status_code} {response.text[:300]}")
@@ -341,7 +348,8 @@ def posts(client, seconds, stop=None, refused=None):
     times, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         job_id = str(uuid.uuid4())
-        times.append(client.post(payload(COMPLETED, job_id), job_id, refused))
+        elapsed = client.post(payload(COMPLETED, job_id), job_id, refused)
+        times += [elapsed] if elapsed is not None else []
     return times
 
 
@@ -509,7 +517,7 @@ def verdicts(small, large):
         rows.append((f"POST p99 during {kind} (without: {alone:.1f} ms)", ms(tail), "≤ 2 × without", ok))
     for kind in ("a deleting pass", "an empty pass"):
         refused = large[f"POSTs refused during {kind}"]
-        text = ", ".join(f"{count} × {status}" for status, count in sorted(refused.items())) or "none"
+        text = ", ".join(f"{count} × {status}" for status, count in sorted(refused.items(), key=str)) or "none"
         rows.append((f"POSTs answered other than 200 during {kind}", text, "none", not refused))
     slowed = large["webhook under bad Basic"] / large["webhook quiet"]
     rows.append(
