@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:3000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: help run test lint migrate curl-demo soak bench bench-peers bench-profile bench-workers bench-api bench-images bench-redis clean
+.PHONY: help run test lint migrate curl-demo soak bench bench-scale bench-peers bench-profile bench-workers bench-api bench-images bench-redis clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -50,8 +50,12 @@ $(VENV)/.bench: $(INSTALLED) requirements-bench.txt
 
 BEFORE ?= f2421d7# the commit before the layers (issue 18): "no scenario slower" is measured against it
 
-bench: $(VENV)/.bench ## ~11 min: every configuration against bare Flask routes and the peers (FastAPI, Node), and against the code of BEFORE (BENCHMARKS.md)
+bench: $(VENV)/.bench ## ~18 min: every configuration against bare Flask routes, the peers (FastAPI, Node) and the code of BEFORE, then bench-scale (BENCHMARKS.md)
 	$(BIN)/python -m bench.run --against $(BEFORE)
+	$(BIN)/python -m bench.scale
+
+bench-scale: $(VENV)/.bench ## ~6 min: monitoring, reads, retention, bad Basic and padded bodies among 1,000,000 jobs (issue 22's targets)
+	$(BIN)/python -m bench.scale
 
 bench-peers: $(VENV)/.bench ## ~4 min: the default configuration against its peers (FastAPI + uvicorn, Node http) and the bare routes (issue 21)
 	$(BIN)/python -m bench.run --parts peers --rounds 3 --seconds 4
