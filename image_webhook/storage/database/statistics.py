@@ -23,9 +23,12 @@ SIZE_LIMITS = rollups.SIZE_LIMITS  # upper bounds of the size bins
 WIDTH = {"hour": 60, "day": 1800, "week": 1800}  # the rollups' buckets each period reads (a plot point holds 1, 1, 8)
 METRICS = ("completed", "failed", "processing", "duplicates", "image_size", "model", "generation")
 
-# a bounded read: the period's rollup rows (60 minutes, 48 or 336 half hours; a row per metric, bin or model)
-READ = f"""SELECT metric, bucket, label, n, total, peak FROM rollups
-WHERE metric IN ({", ".join(f"'{metric}'" for metric in METRICS)}) AND width = :width AND bucket >= :since"""
+# a bounded read: the period's rollup rows (60 minutes, 48 or 336 half hours; a row per metric, bin or model),
+# summed by point of the plot (the sizes and the models over the whole period)
+READ = f"""SELECT metric, CASE WHEN metric IN ('image_size', 'model', 'generation') THEN 0
+ELSE (bucket - :since) / :plot END AS point, label, SUM(n) AS n, SUM(total) AS total, MAX(peak) AS peak
+FROM rollups WHERE metric IN ({", ".join(f"'{metric}'" for metric in METRICS)}) AND width = :width
+AND bucket >= :since GROUP BY metric, point, label"""
 # what the page's numbers depend on, in one lookup: the rollups' newest change and the oldest queued copy
 VERSION = f"""SELECT ({rollups.VERSION.replace("bucket, n", "bucket")}) AS minute,
 ({rollups.VERSION.replace("bucket, n", "n")}) AS changes, ({copies.OLDEST}) AS oldest"""
@@ -48,14 +51,14 @@ def summary(db: Database, period_name: str, *, now: datetime | None = None) -> d
     count = period.seconds // period.bucket
     start = _start(period, (now or datetime.now(UTC)))
     since = datetime.fromtimestamp(start, UTC).isoformat(timespec="microseconds")
-    values = {"since": start, "width": WIDTH[period_name]}
+    values = {"since": start, "width": WIDTH[period_name], "plot": period.bucket}
     rows = db.read(lambda connection: connection.execute(db.sql(READ), values).fetchall())
 
     def series() -> list[Any]:
         return [0] * count
 
-    def slot(bucket: Any) -> int:  # a row written after `now` was read goes to the last bucket
-        return min(max((int(bucket) - start) // period.bucket, 0), count - 1)
+    def slot(point: Any) -> int:  # a row written after `now` was read goes to the last bucket
+        return min(max(int(point), 0), count - 1)
 
     times: list[dict[str, list[Any]]] = [{} for _ in range(count)]
     every_time: dict[str, list[Any]] = {}
@@ -66,12 +69,12 @@ def summary(db: Database, period_name: str, *, now: datetime | None = None) -> d
     for row in rows:
         metric, n = row["metric"], int(row["n"])
         if metric == "processing":
-            for histogram in (times[slot(row["bucket"])], every_time):
+            for histogram in (times[slot(row["point"])], every_time):
                 _merge(histogram.setdefault(row["label"], [0, None]), n, row["peak"])
         elif metric in outcomes:
-            outcomes[metric][slot(row["bucket"])] += n
+            outcomes[metric][slot(row["point"])] += n
         elif metric == "duplicates":
-            duplicates[slot(row["bucket"])] += n
+            duplicates[slot(row["point"])] += n
         elif metric == "image_size":
             found = sized.setdefault(int(row["label"]), [0, 0.0])
             found[0] += n
