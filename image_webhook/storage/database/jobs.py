@@ -45,7 +45,6 @@ def record(
         row = _current(db, connection, job_id)
         if row is None and not _insert(db, connection, job_id, status, now):
             row = _current(db, connection, job_id)  # another host's transaction created it meanwhile (PostgreSQL)
-        created = rollups.epoch(row["created_at"] if row is not None else now)
         replayed = delivery.message_id is not None and _handled(db, connection, delivery.message_id)
         decision = Decision(Outcome.DUPLICATE, replay=True) if replayed else _decide(row, notification)
         if decision.outcome is Outcome.PROCESSED:
@@ -54,7 +53,7 @@ def record(
         if decision.outcome is Outcome.PROCESSED:
             values = _terminal_values(notification, now, body.get("processing_time_ms"))
             connection.execute(db.sql(TERMINAL), values)
-            _count(db, row, created, notification, values["processing_time_ms"])
+            _count(db, row, now, notification, values["processing_time_ms"])
             copies.enqueue(db, connection, job_id, notification.images, now)  # the outbox: with the job, or not at all
         elif decision.outcome is Outcome.INTERMEDIATE:
             values = {"progress": payload.get("progress"), "message": payload.get("message")}
@@ -79,12 +78,13 @@ def count_duplicate(db: Database, delivery: Delivery, answer: str) -> None:
     db.write_later(op)
 
 
-def _count(db: Database, row: Any, created: float, notification: Notification, elapsed: float | None) -> None:
-    """The rollups of a job that reached its terminal status (staged: written last in the transaction)."""
+def _count(db: Database, row: Any, now: str, notification: Notification, elapsed: float | None) -> None:
+    """The rollups of a job that reached its terminal status, in the bucket of its creation (`now` for a job
+    this transaction created); staged, written last in the transaction."""
     data = notification.payload.get("data") or {}
     rollups.job_changed(
         db.tally,
-        created=created,
+        created=rollups.epoch(row["created_at"] if row is not None else now),
         before=row,
         status=notification.status.value,
         elapsed=elapsed,

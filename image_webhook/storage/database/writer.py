@@ -19,7 +19,7 @@ RECONNECT_PAUSE = 0.2  # seconds between two attempts to reach a database that i
 
 
 class Finish(Protocol):
-    """What a transaction writes last, from what its writes staged (rollups.Tally)."""
+    """What a transaction writes last, from what its writes staged (tally.Tally: the rollups)."""
 
     def begin(self) -> None: ...
     def settle(self, kept: bool) -> None: ...
