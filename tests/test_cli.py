@@ -172,10 +172,11 @@ def test_db_upgrade_migrates_a_new_database(run, backend, request, tmp_path):
     else:
         url = request.getfixturevalue("postgres").create_database(f"new_{uuid.uuid4().hex}")
     result = run("jobs", "list", DATABASE_URL=url)
+    revisions = "0001, 0002, 0003, 0004, 0005"
     assert result.exit_code == 1
-    assert result.stderr == "Base de données non migrée (0001, 0002, 0003, 0004 en attente): lancez make migrate\n"
-    assert run("db", "pending", DATABASE_URL=url).stdout.split() == ["0001", "0002", "0003", "0004"]
-    assert run("db", "upgrade", DATABASE_URL=url).stdout == "Migration(s) appliquée(s): 0001, 0002, 0003, 0004\n"
+    assert result.stderr == f"Base de données non migrée ({revisions} en attente): lancez make migrate\n"
+    assert run("db", "pending", DATABASE_URL=url).stdout.split() == revisions.split(", ")
+    assert run("db", "upgrade", DATABASE_URL=url).stdout == f"Migration(s) appliquée(s): {revisions}\n"
     assert run("jobs", "list", DATABASE_URL=url).stdout == "Aucun job\n"
 
 

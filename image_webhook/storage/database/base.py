@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ...observability.logs import LOGGER
 from ..errors import DatabaseUnavailable
+from .tally import Tally
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(LOGGER)
@@ -34,6 +35,7 @@ class Database:
         on_error: Callable[[int], object] | None = None,
     ) -> None:
         self.timeout = timeout
+        self.tally = Tally(self.dialect, self.sql)  # the rollups' changes of the writer's transaction (rollups.py)
         self.writer = GroupCommitWriter(
             self._connect_writer,
             self._transaction,
@@ -42,6 +44,7 @@ class Database:
             turn=self.turn,
             on_commit=on_commit,
             on_error=on_error,
+            finish=self.tally,
         )
         self._unavailable: tuple[type[BaseException], ...] = (*self.errors, TimeoutError)  # write(): 503
 

@@ -50,8 +50,10 @@ def enqueue(db: Database, connection: Any, job_id: str, images: Sequence[dict[st
         }
         for position, image in enumerate(images)
     ]
+    queued = 0
     for row in rows:  # psycopg's connection has no executemany; a job has at most 100 images
-        connection.execute(db.sql(ENQUEUE), row)
+        queued += connection.execute(db.sql(ENQUEUE), row).rowcount
+    moved(db, queued=queued)
 
 
 def due(db: Database) -> bool:
@@ -72,7 +74,9 @@ def claim(db: Database, *, limit: int, lease: float) -> list[Task]:
         ids = [row["id"] for row in connection.execute(db.sql(LOST[db.dialect]), values).fetchall()]
         if len(ids) < limit:
             more = {**values, "limit": limit - len(ids)}
-            ids += [row["id"] for row in connection.execute(db.sql(DUE[db.dialect]), more).fetchall()]
+            due = [row["id"] for row in connection.execute(db.sql(DUE[db.dialect]), more).fetchall()]
+            moved(db, queued=-len(due), copying=len(due))  # a lost lease's task stays copying
+            ids += due
         tasks = []
         for task_id in ids:
             token = str(uuid.uuid4())
@@ -114,7 +118,7 @@ def stored(db: Database, task: Task, file: StoredFile) -> bool:
         "verified": not file.mismatches,
         "mismatches": json.dumps([m.as_dict() for m in file.mismatches], ensure_ascii=False),
     }
-    return bool(db.write(lambda connection: connection.execute(db.sql(STORED), values).rowcount))
+    return bool(db.write(lambda connection: _moved(db, connection, STORED, values, CopyState.STORED)))
 
 
 def ended(db: Database, task: Task, state: CopyState, error: str, *, retry_in: float | None = None) -> bool:
@@ -124,14 +128,38 @@ def ended(db: Database, task: Task, state: CopyState, error: str, *, retry_in: f
     values = {"token": task.token, "now": now.isoformat(timespec="microseconds"), "error": error[:1000]}
     values.update(state=CopyState.QUEUED.value if retry_in is not None else state.value)
     values["due"] = due.isoformat(timespec="microseconds")
-    return bool(db.write(lambda connection: connection.execute(db.sql(ENDED), values).rowcount))
+    return bool(db.write(lambda connection: _moved(db, connection, ENDED, values, CopyState(values["state"]))))
 
 
 def retry(db: Database, job_id: str) -> int:
     """Queue a job's failed and refused copies again (the source is back, IMAGE_SOURCES was fixed), with every
     attempt given back; return how many."""
     values = {"job_id": job_id, "now": utc_now()}
-    return int(db.write(lambda connection: connection.execute(db.sql(RETRY), values).rowcount))
+
+    def op(connection: Any) -> int:
+        again = 0
+        for state in (CopyState.FAILED, CopyState.REFUSED):
+            count = int(connection.execute(db.sql(RETRY), {**values, "state": state.value}).rowcount)
+            moved(db, **{state.value: -count, CopyState.QUEUED.value: count})
+            again += count
+        return again
+
+    return int(db.write(op))
+
+
+def moved(db: Database, **changes: int) -> None:
+    """Copies that entered (or, negative, left) states, counted in the rollups (staged in the transaction):
+    the monitoring's copies by state are these counters, not a count of the table."""
+    for state, n in changes.items():
+        if n:
+            db.tally.add("copies", 0, 0, state, n)
+
+
+def _moved(db: Database, connection: Any, sql: str, values: dict[str, Any], state: CopyState) -> int:
+    """A leased copy's end (`sql`, its lease token in `values`): copying no more, `state` now."""
+    count = int(connection.execute(db.sql(sql), values).rowcount)
+    moved(db, **{CopyState.COPYING.value: -count, state.value: count})
+    return count
 
 
 def for_jobs(db: Database, job_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -171,19 +199,23 @@ def serialize(row: Any) -> dict[str, Any]:
     }
 
 
-def summary(db: Database) -> dict[str, Any]:
-    """Copies by state, and the age in seconds of the oldest task waiting to be copied (None when none waits)."""
+def summary(db: Database, *, now: datetime | None = None) -> dict[str, Any]:
+    """Copies by state (their counters in the rollups, a few rows), and the age in seconds of the oldest task
+    waiting to be copied (None when none waits)."""
 
     def op(connection: Any) -> dict[str, Any]:
         counts = {state.value: 0 for state in CopyState}
-        counts.update({row["state"]: row["n"] for row in connection.execute(db.sql(BY_STATE)).fetchall()})
+        counts.update({row["label"]: int(row["n"]) for row in connection.execute(db.sql(BY_STATE)).fetchall()})
         oldest = connection.execute(db.sql(OLDEST)).fetchone()["oldest"]
-        return {"counts": counts, "oldest": stored_time(oldest)}
+        return {"counts": counts, "oldest": oldest}
 
     found = db.read(op)
-    oldest = found.pop("oldest")
-    age = round((datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()) if oldest else None
-    return {**found, "oldest_queued_seconds": age}
+    return {**found, "oldest_queued_seconds": age(found.pop("oldest"), now or datetime.now(UTC))}
+
+
+def age(oldest: Any, now: datetime) -> int | None:
+    """How many seconds the oldest queued copy (its stored due time, or None) has waited at `now`."""
+    return round((now - datetime.fromisoformat(stored_time(oldest))).total_seconds()) if oldest else None
 
 
 def still_used(db: Database, sha256: str) -> bool:
@@ -212,11 +244,12 @@ lease_until = NULL, lease_token = NULL, updated_at = :now WHERE lease_token = :t
 ENDED = """UPDATE image_copies SET state = :state, last_error = :error, due_at = :due, sha256 = NULL,
 lease_until = NULL, lease_token = NULL, updated_at = :now WHERE lease_token = :token AND state = 'copying'"""
 RETRY = """UPDATE image_copies SET state = 'queued', attempts = 0, due_at = :now, updated_at = :now
-WHERE job_id = :job_id AND state IN ('failed', 'refused')"""
+WHERE job_id = :job_id AND state = :state"""
 _COPY_COLUMNS = "state, attempts, last_error, sha256, bytes, content_type, width, height, verified, mismatches"
 FOR_JOBS = f"""SELECT job_id, {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id IN ({{names}})
 ORDER BY job_id, position"""
 ONE = f"SELECT {_COPY_COLUMNS}, updated_at FROM image_copies WHERE job_id = :job_id AND position = :position"
-BY_STATE = "SELECT state, COUNT(*) AS n FROM image_copies GROUP BY state"
+# the copies' counters (rollups.py), kept by each change of state: a few rows, whatever the table holds
+BY_STATE = "SELECT label, n FROM rollups WHERE metric = 'copies' AND width = 0 AND bucket = 0"
 OLDEST = "SELECT MIN(due_at) AS oldest FROM image_copies WHERE state = 'queued'"
 USED = "SELECT 1 FROM image_copies WHERE sha256 = :digest LIMIT 1"

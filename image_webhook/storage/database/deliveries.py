@@ -40,6 +40,8 @@ def insert(
         cut = f"corps de {len(raw)} octets, {BODY_KEPT} gardés"
         reason = f"{reason} ({cut})" if reason else cut
         raw = raw[:BODY_KEPT]
+    if outcome == "duplicate":  # the monitoring's duplicates, in the delivery's transaction
+        db.tally.count("duplicates", delivery.received)
     connection.execute(
         db.sql(INSERT),
         {

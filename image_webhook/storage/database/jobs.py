@@ -9,7 +9,7 @@ from typing import Any
 
 from ...domain.notifications import Delivery, Notification
 from ...domain.values import Outcome, Status
-from . import Database, copies, deliveries, utc_now
+from . import Database, copies, deliveries, rollups, utc_now
 from .job_reads import find, page, utc_text
 
 # the jobs' reads live in job_reads and are named from here too: one module to import for "jobs"
@@ -51,7 +51,9 @@ def record(
             on_job(payload)  # inside the transaction: an exception rolls the job back with it
         body = answer(decision)
         if decision.outcome is Outcome.PROCESSED:
-            connection.execute(db.sql(TERMINAL), _terminal_values(notification, now, body.get("processing_time_ms")))
+            values = _terminal_values(notification, now, body.get("processing_time_ms"))
+            connection.execute(db.sql(TERMINAL), values)
+            _count(db, row, now, notification, values["processing_time_ms"])
             copies.enqueue(db, connection, job_id, notification.images, now)  # the outbox: with the job, or not at all
         elif decision.outcome is Outcome.INTERMEDIATE:
             values = {"progress": payload.get("progress"), "message": payload.get("message")}
@@ -74,6 +76,21 @@ def count_duplicate(db: Database, delivery: Delivery, answer: str) -> None:
         deliveries.insert(db, connection, delivery, outcome=Outcome.DUPLICATE.stored, status=200, answer=answer)
 
     db.write_later(op)
+
+
+def _count(db: Database, row: Any, now: str, notification: Notification, elapsed: float | None) -> None:
+    """The rollups of a job that reached its terminal status, in the bucket of its creation (`now` for a job
+    this transaction created); staged, written last in the transaction."""
+    data = notification.payload.get("data") or {}
+    rollups.job_changed(
+        db.tally,
+        created=rollups.epoch(row["created_at"] if row is not None else now),
+        before=row,
+        status=notification.status.value,
+        elapsed=elapsed,
+        images=data.get("images"),
+        metadata=data.get("metadata"),
+    )
 
 
 def _current(db: Database, connection: Any, job_id: str) -> Any:
@@ -139,7 +156,7 @@ AND outcome IN ('processed', 'duplicate', 'progress', 'stale') LIMIT 1"""
 INSERT = """INSERT INTO jobs (job_id, status, created_at, updated_at, deliveries, duplicates)
 VALUES (:job_id, :status, :now, :now, 0, 0) ON CONFLICT (job_id) DO NOTHING"""
 # a registration's prompt wins over the first image's description (the read API's PUT)
-_CURRENT = "SELECT status, progress FROM jobs WHERE job_id = :job_id"
+_CURRENT = "SELECT status, progress, created_at, processing_time_ms FROM jobs WHERE job_id = :job_id"
 # PostgreSQL locks the row for the decision; SQLite's BEGIN IMMEDIATE already holds the database's lock
 CURRENT = {"postgresql": _CURRENT + " FOR UPDATE", "sqlite": _CURRENT}
 TERMINAL = """UPDATE jobs SET status = :status, progress = CASE WHEN :completed THEN 100 ELSE progress END,
@@ -171,6 +188,8 @@ def purge(db: Database, cutoff: str, batch: int = 500, *, files: list[tuple[str,
 
     def op(connection: Any) -> int:
         named = connection.execute(db.sql(PURGE_COPIES), values).fetchall()
+        for row in named:
+            copies.moved(db, **{row["state"]: -1})
         if files is not None:
             files.extend((row["sha256"], row["content_type"]) for row in named if row["sha256"])
         return int(connection.execute(db.sql(PURGE), values).rowcount)
@@ -180,7 +199,7 @@ def purge(db: Database, cutoff: str, batch: int = 500, *, files: list[tuple[str,
 
 _PURGED = "SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch"
 PURGE_COPIES = f"""DELETE FROM image_copies WHERE job_id IN (SELECT job_id FROM jobs WHERE id IN ({_PURGED}))
-RETURNING sha256, content_type"""
+RETURNING sha256, content_type, state"""
 PURGE = f"DELETE FROM jobs WHERE id IN ({_PURGED})"
 INSERT_REGISTERED = """INSERT INTO jobs (job_id, status, user_id, organization_id, prompt, created_at, updated_at,
 deliveries, duplicates) VALUES (:job_id, 'pending', :user_id, :organization_id, :prompt, :now, :now, 0, 0)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from ...observability.logs import LOGGER
-from . import Database, copies, deliveries, jobs
+from . import Database, copies, deliveries, jobs, rollups
 
 log = logging.getLogger(LOGGER)
 BATCH = 500  # rows per transaction: each holds the write lock for a few milliseconds
@@ -42,6 +42,7 @@ def purge(
         # a file another job still uses stays; a copy about to store it names it first (copies.hashed)
         if release is not None and not copies.still_used(db, sha256):
             release(sha256, content_type)
+    rollups.purge(db)  # the monitoring's buckets past the week it plots
     db.optimize()  # the query planner's statistics follow the table (SQLite has no autovacuum to do it)
     if any(removed):
         log.info(

@@ -1,14 +1,14 @@
-"""The monitoring numbers of the /jobs page, computed from the job and delivery records over a period."""
+"""The monitoring numbers of the /jobs page over a period, summed from the rollups (rollups.py), not the records."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-from . import Database
+from . import Database, copies, rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,114 +18,127 @@ class Period:
 
 
 PERIODS = {"hour": Period(3600, 60), "day": Period(86400, 1800), "week": Period(7 * 86400, 4 * 3600)}
-SAMPLE = 10_000  # processing-time percentiles over at most this many of the period's most recent jobs
 MAX_MODELS = 20  # the models with the most completed jobs
-SIZE_LIMITS = (100_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000)  # upper bounds of the size bins
+SIZE_LIMITS = rollups.SIZE_LIMITS  # upper bounds of the size bins
+WIDTH = {"hour": 60, "day": 1800, "week": 1800}  # the rollups' buckets each period reads (a plot point holds 1, 1, 8)
+METRICS = ("completed", "failed", "processing", "duplicates", "image_size", "model", "generation")
 
-# What the two databases say differently: a time's bucket number, a field of a JSON column, a job's images as rows.
-DIALECTS = {
-    "sqlite": {
-        "bucket": "CAST((julianday({time}) - julianday(:since)) * 86400 / :width AS INTEGER)",
-        "text": "json_extract({json}, '$.{field}')",
-        "number": "json_extract({json}, '$.{field}')",
-        "each_image": "json_each(jobs.images) AS image",
-    },
-    "postgresql": {
-        "bucket": "CAST(floor(extract(epoch FROM {time} - CAST(:since AS timestamptz)) / :width) AS integer)",
-        "text": "{json} ->> '{field}'",
-        "number": "CAST({json} ->> '{field}' AS double precision)",
-        "each_image": "jsonb_array_elements(jobs.images) AS image(value)",
-    },
-}
-
-# the jobs that started in the period, by the service's clock (created_at is indexed); deliveries by received_at.
-# "Job déjà traité" answers a duplicate job and a replayed signed message, both kept as duplicate; a replay that
-# its worker's memory caught was kept as rejected, reason duplicate, before 2026-11-25 (retention purges those).
-PROCESSING = """SELECT {job_bucket} AS bucket, processing_time_ms FROM jobs
-WHERE created_at >= :since AND processing_time_ms IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT :sample"""
-OUTCOMES = """SELECT {job_bucket} AS bucket, status, COUNT(*) AS jobs FROM jobs
-WHERE created_at >= :since AND status IN ('completed', 'failed') GROUP BY bucket, status"""
-DUPLICATES = """SELECT {delivery_bucket} AS bucket, COUNT(*) AS deliveries FROM deliveries
-WHERE received_at >= :since AND (outcome = 'duplicate' OR reason = 'duplicate') GROUP BY bucket"""
-IMAGE_SIZES = """SELECT {size_bin} AS bin, COUNT(*) AS images, SUM(size) AS bytes
-FROM (SELECT {size} AS size FROM jobs, {each_image} WHERE jobs.created_at >= :since AND jobs.status = 'completed')
-AS sizes GROUP BY bin"""
-MODELS = """SELECT {model} AS model, COUNT(*) AS completed, COUNT({generation}) AS timed,
-SUM({generation}) AS seconds, MAX({generation}) AS slowest FROM jobs
-WHERE created_at >= :since AND status = 'completed' GROUP BY model ORDER BY completed DESC LIMIT :models"""
+# a bounded read: the period's rollup rows (60 minutes, 48 or 336 half hours; a row per metric, bin or model),
+# summed by point of the plot (the sizes and the models over the whole period)
+READ = f"""SELECT metric, CASE WHEN metric IN ('image_size', 'model', 'generation') THEN 0
+ELSE (bucket - :since) / :plot END AS point, label, SUM(n) AS n, SUM(total) AS total, MAX(peak) AS peak
+FROM rollups WHERE metric IN ({", ".join(f"'{metric}'" for metric in METRICS)}) AND width = :width
+AND bucket >= :since GROUP BY metric, point, label"""
+# what the page's numbers depend on, in one lookup: the rollups' newest change and the oldest queued copy
+VERSION = f"""SELECT ({rollups.VERSION.replace("bucket, n", "bucket")}) AS minute,
+({rollups.VERSION.replace("bucket, n", "n")}) AS changes, ({copies.OLDEST}) AS oldest"""
 
 
-@cache
-def _queries(dialect: str) -> dict[str, str]:
-    """The five queries in the words of `dialect` (still with :name parameters)."""
-    words = DIALECTS[dialect]
-    bins = " ".join(f"WHEN size < {limit} THEN {number}" for number, limit in enumerate(SIZE_LIMITS))
-    fragments = {
-        "job_bucket": words["bucket"].format(time="created_at"),
-        "delivery_bucket": words["bucket"].format(time="received_at"),
-        "model": words["text"].format(json="metadata", field="model_name"),
-        "generation": words["number"].format(json="metadata", field="generation_time_seconds"),
-        "size": words["number"].format(json="image.value", field="size_bytes"),
-        "each_image": words["each_image"],
-        "size_bin": f"CASE WHEN size IS NULL THEN -1 {bins} ELSE {len(SIZE_LIMITS)} END",
-    }
-    queries = {"processing": PROCESSING, "outcomes": OUTCOMES, "duplicates": DUPLICATES}
-    queries |= {"image_sizes": IMAGE_SIZES, "models": MODELS}
-    return {name: text.format(**fragments) for name, text in queries.items()}
+def etag(db: Database, period_name: str, *, now: datetime | None = None) -> str:
+    """The ETag of the period's numbers, known without computing them (a 304 costs this one lookup): the
+    period's start, the rollups' version and the oldest queued copy's age, which the numbers show."""
+    moment = now or datetime.now(UTC)
+    row = db.read(lambda connection: connection.execute(VERSION).fetchone())
+    age = copies.age(row["oldest"], moment)
+    return f"{period_name}-{_start(PERIODS[period_name], moment)}-{row['minute'] or 0}-{row['changes'] or 0}-{age}"
 
 
 def summary(db: Database, period_name: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """The numbers the page plots for the period ending now, in buckets aligned on their width."""
+    """The numbers the page plots for the period ending now, in buckets aligned on their width, summed from the
+    rollups: the job counts by their start (created_at), the duplicates by their arrival; the percentiles from
+    histograms of 5 %-wide bins (docs/operations.md: at most 5 % above the value of the records)."""
     period = PERIODS[period_name]
     count = period.seconds // period.bucket
-    moment = (now or datetime.now(UTC)).timestamp()
-    start = (math.floor(moment / period.bucket) + 1) * period.bucket - period.seconds  # the last bucket holds now
+    start = _start(period, (now or datetime.now(UTC)))
     since = datetime.fromtimestamp(start, UTC).isoformat(timespec="microseconds")
-    values = {"since": since, "width": period.bucket, "sample": SAMPLE, "models": MAX_MODELS}
-    queries = {name: db.sql(text) for name, text in _queries(db.dialect).items()}
-    rows = db.read(lambda connection: {name: connection.execute(q, values).fetchall() for name, q in queries.items()})
+    values = {"since": start, "width": WIDTH[period_name], "plot": period.bucket}
+    rows = db.read(lambda connection: connection.execute(db.sql(READ), values).fetchall())
 
     def series() -> list[Any]:
         return [0] * count
 
-    def slot(bucket: Any) -> int:  # a row written after `now` was read goes to the last bucket
-        return min(max(int(bucket), 0), count - 1)
+    def slot(point: Any) -> int:  # a row written after `now` was read goes to the last bucket
+        return min(max(int(point), 0), count - 1)
 
-    times: list[list[float]] = [[] for _ in range(count)]
-    for row in rows["processing"]:
-        times[slot(row["bucket"])].append(float(row["processing_time_ms"]))
+    times: list[dict[str, list[Any]]] = [{} for _ in range(count)]
+    every_time: dict[str, list[Any]] = {}
     outcomes = {"completed": series(), "failed": series()}
-    for row in rows["outcomes"]:
-        outcomes[row["status"]][slot(row["bucket"])] += row["jobs"]
     duplicates = series()
-    for row in rows["duplicates"]:
-        duplicates[slot(row["bucket"])] += row["deliveries"]
-    sized = {int(row["bin"]): row for row in rows["image_sizes"]}
-    every_time = sorted(value for bucket in times for value in bucket)
+    sized: dict[int, list[Any]] = {}
+    models: dict[str, list[Any]] = {}
+    for row in rows:
+        metric, n = row["metric"], int(row["n"])
+        if metric == "processing":
+            for histogram in (times[slot(row["point"])], every_time):
+                _merge(histogram.setdefault(row["label"], [0, None]), n, row["peak"])
+        elif metric in outcomes:
+            outcomes[metric][slot(row["point"])] += n
+        elif metric == "duplicates":
+            duplicates[slot(row["point"])] += n
+        elif metric == "image_size":
+            found = sized.setdefault(int(row["label"]), [0, 0.0])
+            found[0] += n
+            found[1] += float(row["total"])
+        else:  # model: completed jobs; generation: timed ones, their seconds, the slowest
+            found = models.setdefault(row["label"], [0, 0, 0.0, None])
+            at = 0 if metric == "model" else 1
+            found[at] += n
+            if metric == "generation":
+                found[2] += float(row["total"])
+                found[3] = max(found[3] or 0.0, float(row["peak"] or 0.0))
+    top = sorted((item for item in models.items() if item[1][0] > 0), key=lambda item: (-item[1][0], item[0]))
+    bins = range(len(SIZE_LIMITS) + 1)
     return {
         "period": period_name,
         "since": since,
         "bucket_seconds": period.bucket,
         "buckets": [datetime.fromtimestamp(start + i * period.bucket, UTC).isoformat() for i in range(count)],
         "processing_ms": {
-            "median": [percentile(sorted(bucket), 0.5) for bucket in times],
-            "p99": [percentile(sorted(bucket), 0.99) for bucket in times],
-            "overall_median": percentile(every_time, 0.5),
-            "overall_p99": percentile(every_time, 0.99),
-            "jobs": len(every_time),
-            "sampled": len(every_time) == SAMPLE,  # more jobs in the period than the percentiles read
+            "median": [histogram_percentile(bucket, 0.5) for bucket in times],
+            "p99": [histogram_percentile(bucket, 0.99) for bucket in times],
+            "overall_median": histogram_percentile(every_time, 0.5),
+            "overall_p99": histogram_percentile(every_time, 0.99),
+            "jobs": sum(n for n, _ in every_time.values()),
+            "sampled": False,  # every job of the period is in the histograms (no sample any more)
         },
         "jobs": {**outcomes, "total_completed": sum(outcomes["completed"]), "total_failed": sum(outcomes["failed"])},
         "duplicates": {"deliveries": duplicates, "total": sum(duplicates)},
         "image_sizes": {
-            "bins": [size_label(number) for number in range(len(SIZE_LIMITS) + 1)],
-            "images": [sized[number]["images"] if number in sized else 0 for number in range(len(SIZE_LIMITS) + 1)],
-            "unknown_size": sized[-1]["images"] if -1 in sized else 0,
-            "images_total": sum(row["images"] for row in sized.values()),
-            "bytes_total": int(sum(row["bytes"] or 0 for row in sized.values())),
+            "bins": [size_label(number) for number in bins],
+            "images": [sized[number][0] if number in sized else 0 for number in bins],
+            "unknown_size": sized[-1][0] if -1 in sized else 0,
+            "images_total": sum(found[0] for found in sized.values()),
+            "bytes_total": int(sum(found[1] for found in sized.values())),
         },
-        "generation_seconds": [_model(row) for row in rows["models"]],
+        "generation_seconds": [_model(label, *found) for label, found in top[:MAX_MODELS]],
     }
+
+
+def histogram_percentile(histogram: dict[str, list[Any]], fraction: float) -> float | None:
+    """The nearest-rank percentile of a histogram ({bin: [count, peak]}, rollups.time_bin's bins): the peak
+    of the bin holding that rank, a value that was measured, at most rollups.RATIO times the exact one, never
+    below it (None without any)."""
+    total = sum(n for n, _ in histogram.values() if n > 0)
+    if total <= 0:
+        return None
+    rank, seen = max(1, math.ceil(fraction * total)), 0
+    for label in sorted(histogram, key=lambda label: -math.inf if label == rollups.ZERO else int(label)):
+        n, peak = histogram[label]
+        seen += max(n, 0)
+        if n > 0 and seen >= rank:
+            return float(peak) if peak is not None and label != rollups.ZERO else 0.0
+    return None
+
+
+def _merge(found: list[Any], n: int, peak: Any) -> None:
+    found[0] += n
+    if peak is not None and (found[1] is None or peak > found[1]):
+        found[1] = float(peak)
+
+
+def _start(period: Period, moment: datetime) -> int:
+    """The period's first bucket (epoch seconds), aligned on its width: the last bucket holds `moment`."""
+    return (math.floor(moment.timestamp() / period.bucket) + 1) * period.bucket - period.seconds
 
 
 def percentile(ordered: list[float], fraction: float) -> float | None:
@@ -149,13 +162,12 @@ def _bytes(value: int) -> str:
     return f"{value / 1_000_000:g} Mo" if value >= 1_000_000 else f"{value / 1000:g} ko"
 
 
-def _model(row: Any) -> dict[str, Any]:
-    seconds = float(row["seconds"]) if row["seconds"] is not None else 0.0
+def _model(label: str, completed: int, timed: int, seconds: float, slowest: float | None) -> dict[str, Any]:
     return {
-        "model": row["model"] if isinstance(row["model"], str) else None,
-        "completed": row["completed"],
-        "timed": row["timed"],
+        "model": json.loads(label),
+        "completed": completed,
+        "timed": timed,
         "seconds": seconds,
-        "average": seconds / row["timed"] if row["timed"] else None,
-        "max": float(row["slowest"]) if row["slowest"] is not None else None,
+        "average": seconds / timed if timed else None,
+        "max": slowest if timed else None,
     }

@@ -9,13 +9,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from ...observability.logs import LOGGER
 
 log = logging.getLogger(LOGGER)
 MAX_BATCH = 128  # writes per transaction: enough to amortise the fsync, short enough to hold the lock briefly
 RECONNECT_PAUSE = 0.2  # seconds between two attempts to reach a database that is down
+
+
+class Finish(Protocol):
+    """What a transaction writes last, from what its writes staged (tally.Tally: the rollups)."""
+
+    def begin(self) -> None: ...
+    def settle(self, kept: bool) -> None: ...
+    def flush(self, connection: Any) -> None: ...
 
 
 class WriteState(Enum):
@@ -53,8 +61,10 @@ class GroupCommitWriter(threading.Thread):
         turn: Callable[[], contextlib.AbstractContextManager[object]],
         on_commit: Callable[[int, float], object] | None = None,
         on_error: Callable[[int], object] | None = None,
+        finish: Finish | None = None,
     ) -> None:
         super().__init__(name="group-commit", daemon=True)
+        self.finish = finish  # told of each write's end, and writes last in each transaction (the rollups)
         self.connect = connect
         self.transaction = transaction
         self.turn = turn  # the machine's writers take turns (SQLite); what queues meanwhile joins the batch
@@ -161,10 +171,16 @@ class GroupCommitWriter(threading.Thread):
     def _run(self, batch: list[Write]) -> None:
         connection = self._connection or self._open()
         with self.transaction(connection) as transaction:
+            if self.finish:
+                self.finish.begin()
             for write in batch:
                 write.result, write.error = None, None
                 with self._savepoint(transaction, write):
                     write.result = write.op(transaction)
+                if self.finish:
+                    self.finish.settle(write.error is None)
+            if self.finish:
+                self.finish.flush(transaction)
 
     def _connection_lost(self) -> bool:
         """Whether the last error came from a connection that no longer works (psycopg: `broken`)."""
