@@ -194,6 +194,7 @@ def purge(db: Database, deliveries_days: float | None, jobs_days: float | None) 
     job_days = jobs_days or settings.job_retention_days
     images = service().images
     release = file_release(images) if images is not None else None
-    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release)
+    body_days = settings.progress_body_retention_days
+    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days, body_days=body_days, release=release)
     click.echo(f"{removed[0]} livraison(s) de plus de {delivery_days:g} jour(s) supprimée(s)")
     click.echo(f"{removed[1]} job(s) de plus de {job_days:g} jour(s) supprimé(s)")
