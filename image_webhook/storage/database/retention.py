@@ -15,7 +15,7 @@ from .base import Lease
 log = logging.getLogger(LOGGER)
 # rows per write: the candidates are read by the time index outside any write, then deleted by id in a
 # transaction of the group commit, which a webhook's write waits for: a few milliseconds (docs/storage.md)
-BATCH = 200
+BATCH = 100
 # the progress bodies are cleared from where the last pass stopped, minus this margin: a delivery is written a
 # few seconds after its reception at most (DB_TIMEOUT), never minutes
 BODIES_MARGIN = timedelta(minutes=5)
