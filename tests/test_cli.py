@@ -147,6 +147,7 @@ def test_purge_deletes_what_is_past_the_retention(run, posted):
     assert result.stdout.splitlines() == [
         "1 livraison(s) de plus de 7 jour(s) supprimée(s)",
         "0 job(s) de plus de 36500 jour(s) supprimé(s)",
+        "0 corps de progression de plus de 1 jour(s) effacé(s)",
     ]
     assert jobs.find(posted, "job-old") is not None
     result = run("jobs", "purge", "--jobs-days", "30")

@@ -71,6 +71,8 @@ SETTINGS: dict[str, tuple[Any, Parser]] = {
     "DB_TIMEOUT": (5, number(0.001, integer=False)),
     "DELIVERY_RETENTION_DAYS": (7, number(0.001, integer=False)),
     "JOB_RETENTION_DAYS": (90, number(0.001, integer=False)),
+    # a progress delivery's raw body is cleared after this, its row kept (docs/storage.md, the size budget)
+    "PROGRESS_BODY_RETENTION_DAYS": (1, number(0.001, integer=False)),
     # the copy of the images (docs/images.md)
     "IMAGE_SOURCES": (None, origins),  # development: the spec's backend; production: none until set
     "IMAGE_STORE": (DEFAULT_IMAGE_STORE, store_url),
@@ -119,6 +121,7 @@ class Settings:
     db_timeout: float
     delivery_retention_days: float
     job_retention_days: float
+    progress_body_retention_days: float
     image_sources: tuple[str, ...]  # origins, ("public",), or () (no copy: each is refused)
     image_store: str
     s3_endpoint_url: str | None

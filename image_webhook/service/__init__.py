@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..observability.metrics import Metrics
     from ..recording import Recorder
     from ..storage.database import Database
+    from ..storage.database.retention import Retention
     from ..storage.idempotence import IdempotenceStore
     from ..storage.images import ImageStore
     from .maintenance import MaintenanceThread
@@ -42,6 +43,7 @@ class Service:
     openapi: dict[str, Any]
     db: Database | None  # the records the read API, the page and the commands read; None in the stateless mode
     maintenance: MaintenanceThread | None  # expiry of the memory window, retention of the records
+    retention: Retention | None  # the records' retention pass (run by the maintenance thread); None stateless
     images: ImageStore | None  # where the copies of the images are kept; None in the stateless mode
     copiers: Copiers | None  # started where the service serves (gunicorn's workers) or by `images work`
 
@@ -66,6 +68,8 @@ class Service:
         """Stop the background threads (tests, and gunicorn's worker exit); commit what is queued."""
         if self.maintenance is not None:
             self.maintenance.stop()
+        if self.retention is not None:
+            self.retention.close()  # its lease: another worker takes the next pass
         if self.copiers is not None:
             self.copiers.stop(COPIES_GRACE)
         self.deadlines.stop()

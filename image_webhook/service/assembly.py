@@ -55,6 +55,7 @@ def build_service(
         images = open_store(settings)
         copiers = _copiers(settings, db, images, metrics)
         recorder = DatabaseRecorder(db, jobs, metrics, bounded(handler, settings.db_timeout), on_images=copiers.wake)
+    purging = _retention(settings, db, images) if db is not None and images is not None else None
     return Service(
         settings=settings,
         auth=Authenticator(
@@ -74,7 +75,8 @@ def build_service(
         metrics=metrics,
         openapi=served_document(settings, schemas=validator.schemas),
         db=db,
-        maintenance=_maintenance(settings, metrics, (jobs, messages), db, images),
+        maintenance=_maintenance(settings, metrics, (jobs, messages), purging),
+        retention=purging,
         images=images,
         copiers=copiers,
     )
@@ -129,20 +131,26 @@ def _stores(
     return jobs, messages
 
 
+def _retention(settings: Settings, db: Database, images: ImageStore) -> retention.Retention:
+    """The retention pass of this process, run by the maintenance thread when it holds the service's lease."""
+    return retention.Retention(
+        db,
+        delivery_days=settings.delivery_retention_days,
+        job_days=settings.job_retention_days,
+        body_days=settings.progress_body_retention_days,
+        release=file_release(images),
+    )
+
+
 def _maintenance(
     settings: Settings,
     metrics: Metrics,
     stores: tuple[IdempotenceStore, ...],
-    db: Database | None,
-    images: ImageStore | None,
+    purging: retention.Retention | None,
 ) -> MaintenanceThread | None:
     """The thread that expires the memory windows and purges old records, when there is anything to do."""
     memory = [store for store in stores if isinstance(store, MemoryStore)]
-    chores = []
-    if db is not None:
-        delivery_days, job_days = settings.delivery_retention_days, settings.job_retention_days
-        release = file_release(images) if images is not None else None
-        chores.append(lambda: retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release))
+    chores = [purging.run] if purging is not None else []
     if not memory and not chores:
         return None
     return MaintenanceThread(

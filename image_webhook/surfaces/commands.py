@@ -188,12 +188,15 @@ def _table(rows: list[Any]) -> str:
 @click.option("--jobs-days", type=click.FloatRange(0, min_open=True), help="[défaut: JOB_RETENTION_DAYS]")
 @with_database()
 def purge(db: Database, deliveries_days: float | None, jobs_days: float | None) -> None:
-    """Supprime les livraisons et les jobs plus anciens que leur rétention, par petits lots."""
+    """Supprime les livraisons et les jobs plus anciens que leur rétention, efface les corps des livraisons de
+    progression plus anciens que PROGRESS_BODY_RETENTION_DAYS, par petits lots."""
     settings = service().settings
     delivery_days = deliveries_days or settings.delivery_retention_days
     job_days = jobs_days or settings.job_retention_days
     images = service().images
     release = file_release(images) if images is not None else None
-    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days, release=release)
+    body_days = settings.progress_body_retention_days
+    removed = retention.purge(db, delivery_days=delivery_days, job_days=job_days, body_days=body_days, release=release)
     click.echo(f"{removed[0]} livraison(s) de plus de {delivery_days:g} jour(s) supprimée(s)")
     click.echo(f"{removed[1]} job(s) de plus de {job_days:g} jour(s) supprimé(s)")
+    click.echo(f"{removed[2]} corps de progression de plus de {body_days:g} jour(s) effacé(s)")

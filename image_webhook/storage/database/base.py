@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ...observability.logs import LOGGER
 from ..errors import DatabaseUnavailable
@@ -15,6 +15,29 @@ from .writer import GroupCommitWriter
 
 log = logging.getLogger(LOGGER)
 T = TypeVar("T")
+
+
+class Lease(Protocol):
+    """Who among the service's processes does a chore (the retention pass): the one holding the lease, until it
+    gives it up or dies (the kernel, or PostgreSQL, then frees it for the next one to try)."""
+
+    def held(self) -> bool:
+        """Whether this process holds the lease, taking it if it is free; never waits."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up, if held."""
+        ...
+
+
+class _Everyone:
+    """The lease of a database no other process shares: always held."""
+
+    def held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
 
 
 class Database:
@@ -92,6 +115,10 @@ class Database:
 
     def optimize(self) -> None:
         """Refresh the planner's statistics where the database does not do it itself."""
+
+    def lease(self, name: str) -> Lease:
+        """The lease `name` of the processes sharing this database (see Lease)."""
+        return _Everyone()
 
     def sql(self, text: str) -> str:
         return text

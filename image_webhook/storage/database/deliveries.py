@@ -118,8 +118,35 @@ def _fitting(sizes: list[int | None], budget: int) -> int:
 
 
 def purge(db: Database, cutoff: str, batch: int = 500) -> int:
-    """Delete up to `batch` deliveries received before `cutoff`, in one short transaction; return how many."""
-    return db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff, "batch": batch}).rowcount)
+    """Delete up to `batch` deliveries received before `cutoff`, the oldest first; return how many. They are
+    read by the time index outside any write (nothing to delete: one index lookup, no write), then deleted by
+    id in one short transaction."""
+    values = {"cutoff": cutoff, "batch": batch}
+    ids = [row["id"] for row in db.read(lambda connection: connection.execute(db.sql(PURGED), values).fetchall())]
+    if not ids:
+        return 0
+    sql, values = by_ids(db, DELETE, ids)
+    return int(db.write(lambda connection: connection.execute(sql, values).rowcount))
+
+
+def clear_bodies(db: Database, since: str, cutoff: str, batch: int, *, days: float) -> tuple[int, str | None]:
+    """Clear the raw bodies of up to `batch` progress deliveries received from `since` to before `cutoff`, the
+    oldest first, keeping their rows (outcome, times, answer), the body's size said in `reason`; return how many,
+    and when the last one cleared was received (None: none was left)."""
+    values = {"since": since, "cutoff": cutoff, "batch": batch}
+    rows = db.read(lambda connection: connection.execute(db.sql(BODIES), values).fetchall())
+    if not rows:
+        return 0, None
+    sql, named = by_ids(db, CLEAR, [row["id"] for row in rows])
+    named["cleared"] = f"effacé après {days:g} jour(s)"
+    count = int(db.write(lambda connection: connection.execute(sql, named).rowcount))
+    return count, stored_time(rows[-1]["received_at"])
+
+
+def by_ids(db: Database, sql: str, ids: list[int]) -> tuple[str, dict[str, object]]:
+    """`sql` with its `{ids}` the named parameters of `ids` (one statement for a batch)."""
+    names = {f"i{number}": value for number, value in enumerate(ids)}
+    return db.sql(sql.format(ids=", ".join(f":{name}" for name in names))), dict(names)
 
 
 def _serialize(row: Any, include_body: bool) -> dict[str, Any]:
@@ -135,5 +162,14 @@ INSERT = """INSERT INTO deliveries (job_id, status, received_at, raw_body, messa
 response_status, response_body) VALUES (:job_id, :status, :received_at, :raw_body, :message_id, :client_address,
 :outcome, :reason, :response_status, :response_body)"""
 FOR_JOB = "SELECT {columns} FROM deliveries WHERE job_id = :job_id ORDER BY received_at DESC, id DESC LIMIT :limit"
-PURGE = """DELETE FROM deliveries WHERE id IN
-(SELECT id FROM deliveries WHERE received_at < :cutoff ORDER BY id LIMIT :batch)"""
+# retention: each an index range of deliveries_received_at, ordered by it (ORDER BY id walked the whole table)
+PURGED = "SELECT id FROM deliveries WHERE received_at < :cutoff ORDER BY received_at LIMIT :batch"
+DELETE = "DELETE FROM deliveries WHERE id IN ({ids})"
+PROGRESS_OUTCOMES = ("progress", "stale")  # the intermediate notifications: their bodies say little once old
+BODIES = f"""SELECT id, received_at FROM deliveries WHERE received_at >= :since AND received_at < :cutoff
+AND outcome IN {PROGRESS_OUTCOMES!r} AND raw_body IS NOT NULL ORDER BY received_at LIMIT :batch"""
+# the cut body's reason keeps its first words; the size is the body's as kept
+CLEAR = """UPDATE deliveries SET reason = CASE WHEN reason IS NULL
+THEN 'corps de ' || CAST(length(raw_body) AS TEXT) || ' octets ' || CAST(:cleared AS TEXT)
+ELSE reason || ', corps ' || CAST(:cleared AS TEXT) END, raw_body = NULL
+WHERE id IN ({ids}) AND raw_body IS NOT NULL"""

@@ -182,25 +182,32 @@ def register(db: Database, job_id: str, owner: dict[str, str | None]) -> bool:
 
 
 def purge(db: Database, cutoff: str, batch: int = 500, *, files: list[tuple[str, str]] | None = None) -> int:
-    """Delete up to `batch` jobs created before `cutoff` with their copies, in one short transaction; return how
-    many; the stored files the deleted copies named are added to `files` (sha256, content type)."""
+    """Delete up to `batch` jobs created before `cutoff` with their copies, the oldest first; return how many;
+    the stored files the deleted copies named are added to `files` (sha256, content type). They are read by
+    the time index outside any write, then deleted by id in one short transaction."""
     values = {"cutoff": cutoff, "batch": batch}
+    rows = db.read(lambda connection: connection.execute(db.sql(PURGED), values).fetchall())
+    if not rows:
+        return 0
+    names = {f"j{number}": row["job_id"] for number, row in enumerate(rows)}
+    copies_sql = db.sql(PURGE_COPIES.format(names=", ".join(f":{name}" for name in names)))
+    jobs_sql, ids = deliveries.by_ids(db, PURGE, [row["id"] for row in rows])
 
     def op(connection: Any) -> int:
-        named = connection.execute(db.sql(PURGE_COPIES), values).fetchall()
+        named = connection.execute(copies_sql, names).fetchall()
         for row in named:
             copies.moved(db, **{row["state"]: -1})
         if files is not None:
             files.extend((row["sha256"], row["content_type"]) for row in named if row["sha256"])
-        return int(connection.execute(db.sql(PURGE), values).rowcount)
+        return int(connection.execute(jobs_sql, ids).rowcount)
 
     return db.write(op)
 
 
-_PURGED = "SELECT id FROM jobs WHERE created_at < :cutoff ORDER BY id LIMIT :batch"
-PURGE_COPIES = f"""DELETE FROM image_copies WHERE job_id IN (SELECT job_id FROM jobs WHERE id IN ({_PURGED}))
-RETURNING sha256, content_type, state"""
-PURGE = f"DELETE FROM jobs WHERE id IN ({_PURGED})"
+# an index range of jobs_created_at_id, ordered by it (ORDER BY id walked the whole table)
+PURGED = "SELECT id, job_id FROM jobs WHERE created_at < :cutoff ORDER BY created_at LIMIT :batch"
+PURGE_COPIES = "DELETE FROM image_copies WHERE job_id IN ({names}) RETURNING sha256, content_type, state"
+PURGE = "DELETE FROM jobs WHERE id IN ({ids})"
 INSERT_REGISTERED = """INSERT INTO jobs (job_id, status, user_id, organization_id, prompt, created_at, updated_at,
 deliveries, duplicates) VALUES (:job_id, 'pending', :user_id, :organization_id, :prompt, :now, :now, 0, 0)
 ON CONFLICT (job_id) DO NOTHING"""

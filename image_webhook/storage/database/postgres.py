@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -60,6 +61,10 @@ class PostgresDatabase(Database):
         with psycopg.connect(self.url, **self._options) as connection:
             connection.execute("SELECT 1")
 
+    def lease(self, name: str) -> AdvisoryLease:
+        """Several hosts may share the database: a session-level advisory lock of this database."""
+        return AdvisoryLease(lambda: psycopg.connect(self.url, **self._options), name)
+
     def _connect_writer(self) -> Any:
         return psycopg.connect(self.url, **self._options)
 
@@ -80,3 +85,38 @@ class PostgresDatabase(Database):
 @cache
 def _postgres_sql(text: str) -> str:
     return _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
+
+
+class AdvisoryLease:
+    """A lease among the hosts sharing a PostgreSQL database: `pg_try_advisory_lock` on a connection of its own,
+    held as long as that session lives; PostgreSQL frees it when the connection closes (the process died)."""
+
+    def __init__(self, connect: Callable[[], Any], name: str) -> None:
+        self.connect = connect
+        self.key = int.from_bytes(hashlib.sha256(f"image_webhook.{name}".encode()).digest()[:8], "big", signed=True)
+        self._connection: Any = None
+
+    def held(self) -> bool:
+        if self._connection is not None:
+            try:
+                self._connection.execute("SELECT 1")  # the session, and with it the lock, still there
+                return True
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                self.release()  # lost with its session: another process may have it now
+        connection = None
+        try:
+            connection = self.connect()
+            if connection.execute("SELECT pg_try_advisory_lock(%s) AS held", (self.key,)).fetchone()["held"]:
+                self._connection = connection
+                return True
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            pass  # the database does not answer: no pass now
+        if connection is not None:
+            connection.close()
+        return False
+
+    def release(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()  # the session ends: its advisory locks with it
+            self._connection = None

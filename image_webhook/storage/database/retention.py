@@ -1,16 +1,32 @@
-"""Retention: deliveries and jobs past their age purged in small batches, never one long write lock."""
+"""Retention: deliveries, progress bodies and jobs past their age, purged in small batches that never stall a
+webhook, by one process of the service at a time (a lease)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from ...observability.logs import LOGGER
 from . import Database, copies, deliveries, jobs, rollups
+from .base import Lease
 
 log = logging.getLogger(LOGGER)
-BATCH = 500  # rows per transaction: each holds the write lock for a few milliseconds
+# rows per write: the candidates are read by the time index outside any write, then deleted by id in a
+# transaction of the group commit, which a webhook's write waits for: a few milliseconds (docs/storage.md)
+BATCH = 100
+# the progress bodies are cleared from where the last pass stopped, minus this margin: a delivery is written a
+# few seconds after its reception at most (DB_TIMEOUT), never minutes
+BODIES_MARGIN = timedelta(minutes=5)
+
+
+class Purged(NamedTuple):
+    """What one retention pass removed."""
+
+    deliveries: int
+    jobs: int
+    bodies: int = 0  # progress deliveries whose raw body was cleared
 
 
 def purge(
@@ -18,36 +34,121 @@ def purge(
     *,
     delivery_days: float,
     job_days: float,
+    body_days: float | None = None,
     batch: int = BATCH,
     release: Callable[[str, str], object] | None = None,
-) -> tuple[int, int]:
-    """Delete the deliveries older than `delivery_days` and the jobs older than `job_days` with their copies;
+    bodies_since: str | None = None,
+) -> Purged:
+    """Delete the deliveries older than `delivery_days` and the jobs older than `job_days` with their copies, and
+    clear the raw bodies of the progress deliveries older than `body_days` (None: kept with their delivery);
     `release(sha256, content_type)` is called for each stored file no copy names any more; return the counts."""
+    return _pass(db, delivery_days, job_days, body_days, batch, release, bodies_since)[0]
+
+
+def _pass(
+    db: Database,
+    delivery_days: float,
+    job_days: float,
+    body_days: float | None,
+    batch: int,
+    release: Callable[[str, str], object] | None,
+    bodies_since: str | None,
+) -> tuple[Purged, str | None]:
+    """purge(), and where the next pass may start clearing bodies (every progress body before is cleared)."""
     now = datetime.now(UTC)
-    removed = []
+
+    def cutoff(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat(timespec="microseconds")
+
     files: list[tuple[str, str]] = []
-    purges = (
-        lambda cutoff: deliveries.purge(db, cutoff, batch),
-        lambda cutoff: jobs.purge(db, cutoff, batch, files=files),
-    )
-    for purge_older, days in zip(purges, (delivery_days, job_days), strict=True):
-        cutoff = (now - timedelta(days=days)).isoformat(timespec="microseconds")
-        total = 0
-        while (count := purge_older(cutoff)) > 0:
-            total += count
-            if count < batch:
-                break
-        removed.append(total)
+    removed = _batches(lambda: deliveries.purge(db, cutoff(delivery_days), batch), batch)
+    cleared, since = 0, bodies_since
+    if body_days is not None and body_days < delivery_days:
+        since = max(bodies_since or "", cutoff(delivery_days))  # older deliveries are gone
+        cleared, since = _clear_bodies(db, since, cutoff(body_days), body_days, batch)
+    purged = _batches(lambda: jobs.purge(db, cutoff(job_days), batch, files=files), batch)
     for sha256, content_type in dict.fromkeys(files):
         # a file another job still uses stays; a copy about to store it names it first (copies.hashed)
         if release is not None and not copies.still_used(db, sha256):
             release(sha256, content_type)
     rollups.purge(db)  # the monitoring's buckets past the week it plots
-    db.optimize()  # the query planner's statistics follow the table (SQLite has no autovacuum to do it)
-    if any(removed):
+    if removed or purged:
         log.info(
             "ℹ️ [Image Webhook] Rétention: %d livraison(s) et %d job(s) supprimé(s)",
-            *removed,
+            removed,
+            purged,
             extra={"event": "retention"},
         )
-    return removed[0], removed[1]
+    if cleared:
+        log.info(
+            "ℹ️ [Image Webhook] Rétention: corps de %d livraison(s) de progression effacé(s)",
+            cleared,
+            extra={"event": "retention_bodies"},
+        )
+    return Purged(removed, purged, cleared), since
+
+
+def _batches(purge_batch: Callable[[], int], batch: int) -> int:
+    """Run `purge_batch` until a batch is not full; the total removed."""
+    total = 0
+    while (count := purge_batch()) > 0:
+        total += count
+        if count < batch:
+            break
+    return total
+
+
+def _clear_bodies(db: Database, since: str, cutoff: str, days: float, batch: int) -> tuple[int, str]:
+    """Clear the progress bodies received from `since` to `cutoff`, a batch at a time; return how many, and
+    where the next pass starts (the margin before this cutoff)."""
+    total = 0
+    while True:
+        count, last = deliveries.clear_bodies(db, since, cutoff, batch, days=days)
+        total += count
+        if last is None:
+            break
+        since = last  # the rows before are cleared: the next batch starts there, an index range
+        if count < batch:
+            break
+    margin = (datetime.fromisoformat(cutoff) - BODIES_MARGIN).isoformat(timespec="microseconds")
+    return total, max(since, margin)
+
+
+class Retention:
+    """The retention pass of the maintenance thread: run only by the process holding the service's lease (one
+    SQLite file, or one PostgreSQL database), the others skip it; then the planner's statistics refreshed."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        delivery_days: float,
+        job_days: float,
+        body_days: float | None,
+        release: Callable[[str, str], object] | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        self.db = db
+        self.lease: Lease = db.lease("retention")
+        self.delivery_days, self.job_days, self.body_days = delivery_days, job_days, body_days
+        self.release = release
+        self.batch = batch
+        self._bodies_since: str | None = None  # where this process's last pass stopped clearing bodies
+
+    def run(self) -> Purged | None:
+        """One pass; None when another process holds the lease (it runs the pass)."""
+        if not self.lease.held():
+            log.debug(
+                "ℹ️ [Image Webhook] Rétention: passe laissée au processus qui détient le bail",
+                extra={"event": "retention_skipped"},
+            )
+            self._bodies_since = None  # another process cleared bodies meanwhile: start over if it comes back
+            return None
+        days = (self.delivery_days, self.job_days, self.body_days)
+        purged, self._bodies_since = _pass(self.db, *days, self.batch, self.release, self._bodies_since)
+        self.db.optimize()  # the query planner's statistics follow the table (SQLite has no autovacuum to do it)
+        return purged
+
+    def close(self) -> None:
+        """Give the lease up (the worker stops): another process takes the next pass."""
+        self.lease.release()
