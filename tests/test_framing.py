@@ -148,7 +148,7 @@ def test_content_length_over_the_limit_is_a_413_before_the_body(server):
     """A Content-Length over the limit is a 413 at once, without waiting for a body that never comes."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {URL} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {LIMIT + 1}\r\n\r\n".encode()
         )
         status, _, _ = parse(read_to_end(sock, time.monotonic() + BODY_TIMEOUT / 2))
@@ -169,7 +169,7 @@ def test_chunked_body_that_stops_coming_is_a_408(server, partial, dribble):
     deadline = time.monotonic() + BODY_TIMEOUT + 5
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {URL} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
             + partial
         )
