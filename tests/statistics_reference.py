@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from image_webhook.storage.database import Database
+from image_webhook.storage.database.statistics import SIZE_LIMITS, size_label  # the labels are the page's
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,6 @@ class Period:
 PERIODS = {"hour": Period(3600, 60), "day": Period(86400, 1800), "week": Period(7 * 86400, 4 * 3600)}
 SAMPLE = 10_000  # processing-time percentiles over at most this many of the period's most recent jobs
 MAX_MODELS = 20  # the models with the most completed jobs
-SIZE_LIMITS = (100_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000)  # upper bounds of the size bins
 
 # What the two databases say differently: a time's bucket number, a field of a JSON column, a job's images as rows.
 DIALECTS = {
@@ -134,20 +134,6 @@ def percentile(ordered: list[float], fraction: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def size_label(number: int) -> str:
-    """The label of a size bin: '< 100 ko', '100 ko – 500 ko', ..., '≥ 10 Mo'."""
-    bounds = (0, *SIZE_LIMITS)
-    if number == 0:
-        return f"< {_bytes(SIZE_LIMITS[0])}"
-    if number == len(SIZE_LIMITS):
-        return f"≥ {_bytes(SIZE_LIMITS[-1])}"
-    return f"{_bytes(bounds[number])} – {_bytes(bounds[number + 1])}"
-
-
-def _bytes(value: int) -> str:
-    return f"{value / 1_000_000:g} Mo" if value >= 1_000_000 else f"{value / 1000:g} ko"
 
 
 def _model(row: Any) -> dict[str, Any]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -18,11 +17,13 @@ from ..intake.parsing import parse_json
 from ..service import service
 from ..storage.database import Database, jobs
 from ..storage.database import deliveries as deliveries_table
+from .application import AnswerJson
 from .reads import (
     BAD_CURSOR,
     MAX_LIMIT,
     bad_parameter,
     conditional,
+    delivery_id,
     encode_cursor,
     filter_value,
     find_job,
@@ -99,12 +100,11 @@ def deliveries(job_id: str) -> Response:
         raise bad_parameter("paramètres acceptés: include=body, limit, cursor", "$." + (unknown or ["include"])[0][:64])
     if len(job_id) > MAX_JOB_ID or "\x00" in job_id:  # any id a delivery carried, as it was stored
         raise bad_parameter(f"job_id doit avoir au plus {MAX_JOB_ID} caractères, sans NUL", "$.job_id")
-    limit = limit_value(request.args.get("limit"), MAX_LIMIT)
+    limit, before = limit_value(request.args.get("limit"), MAX_LIMIT), delivery_id("cursor", BAD_CURSOR)
     found, before = deliveries_table.page(
-        _db(), job_id, limit=limit, before=_before(), include_body=include == "body", budget=ANSWER_BYTES
+        _db(), job_id, limit=limit, before=before, include_body=include == "body", budget=ANSWER_BYTES
     )
-    shown, before = _within_answer(found, before)
-    return conditional(jsonify(deliveries=shown, next_cursor=str(before) if before else None))
+    return conditional(_within_answer(found, before))
 
 
 @bp.get("/<job_id>/images/<int(max=99):position>", defaults={"thumbnail": False})
@@ -132,25 +132,23 @@ def _db() -> Database:
     return db
 
 
-def _within_answer(found: list[dict[str, Any]], before: int | None) -> tuple[list[dict[str, Any]], int | None]:
-    """The first deliveries of `found` whose JSON fits in ANSWER_BYTES (one at least), and the next page's cursor:
-    a body's JSON may outgrow its bytes (escapes), so the answer's own size decides."""
+def _within_answer(found: list[dict[str, Any]], before: int | None) -> Response:
+    """The answer holding the first deliveries of `found` whose JSON fits in ANSWER_BYTES (one at least), and the
+    next page's cursor: a body's JSON may outgrow its bytes (escapes), so the answer's own size decides. Each
+    delivery is encoded once, by the app's encoder, and the answer is assembled from those pieces."""
+    encode = cast(AnswerJson, current_app.json).encoder.encode
+    pieces: list[str] = []
     size = ENVELOPE
-    for count, delivery in enumerate(found):
-        size += len(json.dumps(delivery, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-        if count and size + count > ANSWER_BYTES:  # a comma between two
-            return found[:count], found[count - 1]["id"]
-    return found, before
-
-
-def _before() -> int | None:
-    """The deliveries' cursor: the id the page starts before, as next_cursor gave it; or 400."""
-    value = request.args.get("cursor")
-    if value is None:
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) < 1:
-        raise bad_parameter(BAD_CURSOR, "$.cursor")
-    return int(value)
+    for delivery in found:
+        piece = encode(delivery)
+        size += len(piece.encode("utf-8", "surrogatepass")) + 1  # and a comma
+        if pieces and size > ANSWER_BYTES:
+            before = found[len(pieces) - 1]["id"]
+            break
+        pieces.append(piece)
+    cursor = encode(str(before) if before else None)
+    body = f'{{"deliveries":[{",".join(pieces)}],"next_cursor":{cursor}}}\n'
+    return current_app.response_class(body, mimetype="application/json")
 
 
 def _since(value: str) -> str:

@@ -18,7 +18,17 @@ from ..storage.database import deliveries as deliveries_table
 from . import formats
 from .errors import handle_http_exception
 from .presenting import STATUSES, age, clocks, copies, delivery, images_of, metadata_rows, present
-from .reads import bad_parameter, conditional, encode_cursor, filter_value, find_job, limit_value, read_cursor
+from .reads import (
+    bad_parameter,
+    conditional,
+    delivery_id,
+    encode_cursor,
+    filter_value,
+    find_job,
+    limit_value,
+    not_modified,
+    read_cursor,
+)
 from .stored_images import serve
 
 # the page's templates and static files live beside it; its hooks guard the static files too
@@ -99,7 +109,7 @@ def feed() -> Response:
 def job_page(job_id: str) -> Response | str:
     """One job: its images, its metadata, and its deliveries (newest first, in pages) with what arrived and what
     was answered; a job the records do not hold is a 404 page."""
-    before = _deliveries_before()
+    before = delivery_id("deliveries_before", BAD_BEFORE)
     try:
         db = _db()
         job = find_job(db, job_id)
@@ -137,10 +147,8 @@ def monitoring() -> Response:
     """The plots' numbers over the chosen period (hour, day, week), from the rollups of the records."""
     db, period, now = _db(), _period(), datetime.now(UTC)
     tag = statistics.etag(db, period, now=now)  # known first: a 304 costs one lookup, and no sum of the rollups
-    if request.if_none_match.contains_weak(tag):
-        response = Response(status=304)
-        response.set_etag(tag)
-        return response
+    if (unchanged := not_modified(tag)) is not None:
+        return unchanged
     response = jsonify({**statistics.summary(db, period, now=now), "copies": copies_table.summary(db, now=now)})
     response.set_etag(tag)
     return conditional(response)
@@ -179,16 +187,6 @@ def _missing(job_id: str, missing: NotFound) -> Response:
     response.set_data(page)
     response.mimetype = "text/html"
     return response
-
-
-def _deliveries_before() -> int | None:
-    """The delivery id the job page's deliveries start before (its keyset), or 400."""
-    value = request.args.get("deliveries_before")
-    if value is None:
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) < 1:
-        raise bad_parameter(BAD_BEFORE, "$.deliveries_before")
-    return int(value)
 
 
 def _period() -> str:

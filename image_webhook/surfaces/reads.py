@@ -32,6 +32,15 @@ def find_job(db: Database, job_id: str) -> dict[str, Any]:
     return job
 
 
+def not_modified(tag: str) -> Response | None:
+    """A bodiless 304 when If-None-Match has `tag`, an ETag known before the answer's work (None otherwise)."""
+    if not request.if_none_match.contains_weak(tag):
+        return None
+    response = Response(status=304)
+    response.set_etag(tag)
+    return response
+
+
 def conditional(response: Response, status: int = 200) -> Response:
     """`response` with its ETag (unless it has one), or a bodiless 304 when If-None-Match has this ETag."""
     response.status_code = status
@@ -58,6 +67,16 @@ def limit_value(value: str | None, default: int) -> int:
         return default
     if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= MAX_LIMIT:
         raise bad_parameter(f"limit doit être un entier de 1 à {MAX_LIMIT}", "$.limit")
+    return int(value)
+
+
+def delivery_id(name: str, message: str) -> int | None:
+    """The delivery id a page of a job's deliveries starts before (a keyset, as the last page gave it), or 400."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) < 1:
+        raise bad_parameter(message, f"$.{name}")
     return int(value)
 
 

@@ -16,16 +16,18 @@ from typing import Any
 from . import Database
 from .tally import WIDTHS, Tally
 
-__all__ = ["WIDTHS", "Tally", "job_changed", "purge", "version"]
+__all__ = ["WIDTHS", "Tally", "job_changed", "purge"]
 RATIO = 1.05  # a histogram bin holds the values from RATIO**i to RATIO**(i + 1): 5 % wide
 SIZE_LIMITS = (100_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000)  # upper bounds of the size bins
 ZERO = "zero"  # the histogram bin of a time of 0 ms
 KEPT_DAYS = 8  # the rollups outlive the week's plot by a day, then go (purge)
 
+LOG_RATIO = math.log(RATIO)
 # the version of the rollups: the newest change marker (one per minute in which a rollup changed) and its count
-VERSION = """SELECT bucket, n FROM rollups WHERE metric = 'changes' AND width = 60 AND label = ''
-ORDER BY bucket DESC LIMIT 1"""
-PURGE = "DELETE FROM rollups WHERE width > 0 AND bucket < :cutoff"
+NEWEST_CHANGE = "FROM rollups WHERE metric = 'changes' AND width = 60 AND label = '' ORDER BY bucket DESC LIMIT 1"
+PAST = "width > 0 AND bucket < :cutoff"  # a read of a table of 8 days of buckets at most, then a write if any
+PURGE = f"DELETE FROM rollups WHERE {PAST}"
+ANY_PAST = f"SELECT 1 AS found FROM rollups WHERE {PAST} LIMIT 1"
 
 
 def epoch(value: Any) -> float:
@@ -35,7 +37,7 @@ def epoch(value: Any) -> float:
 
 def time_bin(milliseconds: float) -> str:
     """The histogram bin of a duration: floor(log(value) / log(RATIO)), or ZERO."""
-    return str(math.floor(math.log(milliseconds) / math.log(RATIO))) if milliseconds > 0 else ZERO
+    return str(math.floor(math.log(milliseconds) / LOG_RATIO)) if milliseconds > 0 else ZERO
 
 
 def size_bin(size: Any) -> int:
@@ -89,13 +91,10 @@ def job_changed(
         tally.count("generation", created, label, total=float(seconds), peak=float(seconds))
 
 
-def version(db: Database) -> tuple[int, int]:
-    """The rollups' version: the newest change marker's minute and count (0, 0 before any)."""
-    row = db.read(lambda connection: connection.execute(VERSION).fetchone())
-    return (int(row["bucket"]), int(row["n"])) if row is not None else (0, 0)
-
-
 def purge(db: Database, *, now: float | None = None) -> int:
-    """Delete the rollups older than KEPT_DAYS (no period reads them any more); return how many."""
-    cutoff = int((now or time.time()) - KEPT_DAYS * 86400)
-    return int(db.write(lambda connection: connection.execute(db.sql(PURGE), {"cutoff": cutoff}).rowcount))
+    """Delete the rollups older than KEPT_DAYS (no period reads them any more), in a write only when there are
+    any; return how many."""
+    values = {"cutoff": int((now or time.time()) - KEPT_DAYS * 86400)}
+    if db.read(lambda connection: connection.execute(db.sql(ANY_PAST), values).fetchone()) is None:
+        return 0  # nothing to delete: no write, no wait for the write lock
+    return int(db.write(lambda connection: connection.execute(db.sql(PURGE), values).rowcount))

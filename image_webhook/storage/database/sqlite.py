@@ -35,11 +35,8 @@ class SQLiteDatabase(Database):
         queued meanwhile join its batch."""
         if self._turns is None:  # opened by the writer thread, after the fork
             self._turns = open(self.path + ".lock", "a")  # noqa: SIM115 (kept for the process's life)
-        fcntl.flock(self._turns, fcntl.LOCK_EX)
-        try:
+        with _holding(self._turns):
             yield
-        finally:
-            fcntl.flock(self._turns, fcntl.LOCK_UN)
 
     def connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
@@ -55,8 +52,11 @@ class SQLiteDatabase(Database):
         Outside the group commit's BEGIN IMMEDIATE, on a connection of its own, in the writers' turn (a lock
         file descriptor of its own: the writer thread's would let both in), each table's ANALYZE bounded
         to 400 rows looked at: the write lock is held for milliseconds, never for a scan of the tables."""
-        with open(self.path + ".lock", "a") as turns, contextlib.closing(self.connect()) as connection:
-            fcntl.flock(turns, fcntl.LOCK_EX)
+        with (
+            open(self.path + ".lock", "a") as turns,
+            contextlib.closing(self.connect()) as connection,
+            _holding(turns),
+        ):
             connection.execute("PRAGMA analysis_limit = 400")
             connection.execute("PRAGMA optimize")
 
@@ -80,6 +80,16 @@ class SQLiteDatabase(Database):
         if connection is None:
             connection = self._local.connection = self.connect()
         return op(connection)
+
+
+@contextlib.contextmanager
+def _holding(turns: TextIO) -> Iterator[None]:
+    """The machine's writers' turn, on the lock file `turns` (a descriptor of its own: flock counts those)."""
+    fcntl.flock(turns, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(turns, fcntl.LOCK_UN)
 
 
 class FileLease:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import Database, copies, rollups
+from .tally import higher
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,8 @@ ELSE (bucket - :since) / :plot END AS point, label, SUM(n) AS n, SUM(total) AS t
 FROM rollups WHERE metric IN ({", ".join(f"'{metric}'" for metric in METRICS)}) AND width = :width
 AND bucket >= :since GROUP BY metric, point, label"""
 # what the page's numbers depend on, in one lookup: the rollups' newest change and the oldest queued copy
-VERSION = f"""SELECT ({rollups.VERSION.replace("bucket, n", "bucket")}) AS minute,
-({rollups.VERSION.replace("bucket, n", "n")}) AS changes, ({copies.OLDEST}) AS oldest"""
+VERSION = f"""SELECT (SELECT bucket {rollups.NEWEST_CHANGE}) AS minute, (SELECT n {rollups.NEWEST_CHANGE}) AS changes,
+({copies.OLDEST}) AS oldest"""
 
 
 def etag(db: Database, period_name: str, *, now: datetime | None = None) -> str:
@@ -132,20 +133,12 @@ def histogram_percentile(histogram: dict[str, list[Any]], fraction: float) -> fl
 
 def _merge(found: list[Any], n: int, peak: Any) -> None:
     found[0] += n
-    if peak is not None and (found[1] is None or peak > found[1]):
-        found[1] = float(peak)
+    found[1] = higher(found[1], None if peak is None else float(peak))
 
 
 def _start(period: Period, moment: datetime) -> int:
     """The period's first bucket (epoch seconds), aligned on its width: the last bucket holds `moment`."""
     return (math.floor(moment.timestamp() / period.bucket) + 1) * period.bucket - period.seconds
-
-
-def percentile(ordered: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile of sorted values (None without any): always a value that was measured."""
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def size_label(number: int) -> str:

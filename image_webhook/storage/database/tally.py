@@ -55,8 +55,7 @@ class Tally:
                 row = self.kept.setdefault(key, [0, 0.0, None])
                 row[0] += n
                 row[1] += total
-                if peak is not None and (row[2] is None or peak > row[2]):
-                    row[2] = peak
+                row[2] = higher(row[2], peak)
         self.staged.clear()
 
     def flush(self, connection: Any) -> None:
@@ -73,6 +72,11 @@ class Tally:
                 values |= {f"m{i}": metric, f"w{i}": width, f"b{i}": bucket, f"l{i}": label}
                 values |= {f"n{i}": n, f"t{i}": total, f"p{i}": peak}
             connection.execute(self.sql(_upsert(self.dialect, len(chunk))), values)
+
+
+def higher(kept: Any, new: Any) -> Any:
+    """The greater of two peaks, either of which may be None (nothing timed): the upserts' PEAK, in Python."""
+    return kept if new is None or (kept is not None and kept >= new) else new
 
 
 @cache
