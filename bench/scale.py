@@ -250,6 +250,10 @@ def environment(path):
         "DASHBOARD_USERS": f"{USER}:{generate_password_hash(PASSWORD)}",
         "DATABASE_URL": f"sqlite:///{path}",
         "IMAGE_COPY_CONCURRENCY": "0",  # no copier fetching the seeded URLs (nothing listens on them)
+        # the scenario: retention deletes the oldest records; the bodies of the seeded week's progress
+        # deliveries are not cleared as a first pass on a new deployment would (7 days: as long as the records)
+        "PROGRESS_BODY_RETENTION_DAYS": "7",
+        "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
 
