@@ -1,16 +1,20 @@
 """Retention: deliveries and jobs past their age are deleted in small batches, on demand and by the cleanup thread."""
 
 import json
+import os
+import signal
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from image_webhook.service import EXTENSION
 from image_webhook.storage.database import deliveries, jobs, retention
 from tests.payloads import COMPLETED, PROGRESS, URL, payload
+from tests.servers import GunicornServer
 
 pytestmark = pytest.mark.database
 OLD = "2020-01-01T00:00:00.000000+00:00"
@@ -173,6 +177,61 @@ def test_one_process_holds_the_lease_and_the_others_skip_the_pass(make_app, logs
     first.stop()
     insert(second.db, "oldest", 1, created_at=OLD)
     assert second.retention.run() == (1, 1, 0)
+
+
+def lease_holders(lock):
+    """The processes holding an exclusive flock on the file `lock`, by the kernel's own table (/proc/locks)."""
+    if not lock.exists():
+        return []
+    inode = str(lock.stat().st_ino)
+    found = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 4711 fd:01:1234567 0 EOF"; waiters are "1: -> …"
+        if fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5].rsplit(":", 1)[-1] == inode:
+            found.append(int(fields[4]))
+    return found
+
+
+def children(parent):
+    """The processes whose parent is `parent` (a gunicorn master's workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(rest.rsplit(") ", 1)[1].split()[1]) == parent:
+            found.append(int(pid))
+    return found
+
+
+def one_holder(server, lock, other_than=None, timeout=15):
+    """The one live worker holding the lease (not `other_than`), once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holders = lease_holders(lock)
+        if len(holders) == 1 and holders[0] != other_than and holders[0] in children(server.process.pid):
+            return holders[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no single worker held {lock} within {timeout}s: {lease_holders(lock)}")
+
+
+@pytest.mark.sqlite_only
+def test_one_gunicorn_worker_runs_the_passes_and_another_takes_over_when_it_is_killed(tmp_path):
+    """Three real workers: exactly one holds the retention lease (the kernel's lock table says which; none is
+    inherited from the master), the other two skip each pass, said at DEBUG; SIGKILL the holder and another
+    worker takes the lease at its next pass."""
+    env = {"APP_ENV": "development", "WEB_CONCURRENCY": "3", "CLEANUP_INTERVAL": "0.2", "LOG_LEVEL": "DEBUG"}
+    with GunicornServer(tmp_path, env) as server:
+        lock = Path(server.env["DATABASE_URL"].removeprefix("sqlite:///") + ".retention.lock")
+        holder = one_holder(server, lock)
+        skipped = "Rétention: passe laissée au processus qui détient le bail"
+        server.wait_for(skipped, count=6)
+        time.sleep(1)  # five passes of each worker more: still the same one holder
+        assert lease_holders(lock) == [holder]
+        os.kill(holder, signal.SIGKILL)
+        assert one_holder(server, lock, other_than=holder) != holder
+        assert server.post(payload(COMPLETED, job_id="after-the-kill")).status_code == 200
 
 
 # --- the progress bodies' own retention
