@@ -3,9 +3,11 @@
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -302,3 +304,40 @@ def test_bodies_are_cleared_in_batches_from_where_the_last_pass_stopped(make_app
     assert retention.purge(db, delivery_days=7, job_days=90, body_days=1, batch=4) == (0, 0, 25)
     assert [delivery["body"] for delivery in bodies(client, job_id)] == [None] * 25
     assert retention.purge(db, delivery_days=1, job_days=90, body_days=0.5) == (25, 0, 0)
+
+
+# --- the pace of a pass
+
+
+def test_a_slow_batch_halves_the_next_and_a_fast_one_doubles_it_back():
+    """Each batch's size follows the time the last took (PACE a batch), between SMALLEST and the largest asked,
+    and the pass pauses after a batch as long as it took: the webhook's writes take the turn in between."""
+    pacer, sizes = retention.Pacer(100), []
+
+    def batch(seconds):
+        return lambda size: sizes.append(size) or time.sleep(seconds)
+
+    for _ in range(5):
+        pacer.timed(batch(retention.PACE * 2))
+    started = time.perf_counter()
+    pacer.pause()
+    paused = time.perf_counter() - started
+    for _ in range(4):
+        pacer.timed(batch(0))
+    assert sizes == [100, 50, 25, 12, 10, 10, 20, 40, 80]
+    assert pacer.size == 100 and retention.PACE * 2 <= paused < retention.PACE * 2 + 0.05
+
+
+@pytest.mark.sqlite_only
+def test_the_pause_between_batches_copies_the_wal_into_the_database_file(db):
+    """Between two batches the pass checkpoints outside the writers' turn: rows committed to the WAL are in the
+    database file itself afterwards (read with immutable=1, which ignores the WAL)."""
+
+    def in_file():
+        with closing(sqlite3.connect(f"file:{db.path}?immutable=1", uri=True)) as connection:
+            return connection.execute("SELECT count(*) FROM jobs WHERE job_id LIKE 'walled-%'").fetchone()[0]
+
+    insert(db, "walled", 5, created_at=OLD)
+    assert in_file() == 0  # committed, in the WAL only
+    retention.Pacer(10, db).pause()
+    assert in_file() == 5

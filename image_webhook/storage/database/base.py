@@ -116,6 +116,10 @@ class Database:
     def optimize(self) -> None:
         """Refresh the planner's statistics where the database does not do it itself."""
 
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database, without blocking a writer, where a commit
+        would otherwise do it (SQLite); a bulk deletion calls it between its batches."""
+
     def lease(self, name: str) -> Lease:
         """The lease `name` of the processes sharing this database (see Lease)."""
         return _Everyone()

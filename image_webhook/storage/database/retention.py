@@ -4,18 +4,23 @@ webhook, by one process of the service at a time (a lease)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 from ...observability.logs import LOGGER
 from . import Database, copies, deliveries, jobs, rollups
 from .base import Lease
 
 log = logging.getLogger(LOGGER)
-# rows per write: the candidates are read by the time index outside any write, then deleted by id in a
+T = TypeVar("T")
+# rows per write at most: the candidates are read by the time index outside any write, then deleted by id in a
 # transaction of the group commit, which a webhook's write waits for: a few milliseconds (docs/storage.md)
 BATCH = 100
+PACE = 0.005  # seconds a batch should take: past it the next batch is halved, under half of it doubled back
+SMALLEST = 10  # rows: the batches are never halved below
 # the progress bodies are cleared from where the last pass stopped, minus this margin: a delivery is written a
 # few seconds after its reception at most (DB_TIMEOUT), never minutes
 BODIES_MARGIN = timedelta(minutes=5)
@@ -61,12 +66,13 @@ def _pass(
         return (now - timedelta(days=days)).isoformat(timespec="microseconds")
 
     files: list[tuple[str, str]] = []
-    removed = _batches(lambda: deliveries.purge(db, cutoff(delivery_days), batch), batch)
+    pacer = Pacer(batch, db)
+    removed = _batches(lambda size: deliveries.purge(db, cutoff(delivery_days), size), pacer)
     cleared, since = 0, bodies_since
     if body_days is not None and body_days < delivery_days:
         since = max(bodies_since or "", cutoff(delivery_days))  # older deliveries are gone
-        cleared, since = _clear_bodies(db, since, cutoff(body_days), body_days, batch)
-    purged = _batches(lambda: jobs.purge(db, cutoff(job_days), batch, files=files), batch)
+        cleared, since = _clear_bodies(db, since, cutoff(body_days), body_days, pacer)
+    purged = _batches(lambda size: jobs.purge(db, cutoff(job_days), size, files=files), pacer)
     for sha256, content_type in dict.fromkeys(files):
         # a file another job still uses stays; a copy about to store it names it first (copies.hashed)
         if release is not None and not copies.still_used(db, sha256):
@@ -88,28 +94,63 @@ def _pass(
     return Purged(removed, purged, cleared), since
 
 
-def _batches(purge_batch: Callable[[], int], batch: int) -> int:
-    """Run `purge_batch` until a batch is not full; the total removed."""
+class Pacer:
+    """Batches that take about PACE seconds whatever the database's state (a large table's cold pages and
+    checkpoints make a batch of 100 rows take 40 ms): each batch's size follows the time the last one took,
+    and after each the pass pauses as long, so the webhook's writes queued meanwhile take the writers' turn
+    between two batches and wait for one short batch at most (pt-archiver's and gh-ost's chunk time)."""
+
+    def __init__(self, largest: int, db: Database | None = None) -> None:
+        self.largest = self.size = largest
+        self.db = db
+        self._took = 0.0
+
+    def timed(self, batch: Callable[[int], T]) -> T:
+        """`batch(self.size)`, timed; the next size follows."""
+        started = time.perf_counter()
+        result = batch(self.size)
+        self._took = time.perf_counter() - started
+        if self._took > PACE:
+            self.size = max(min(SMALLEST, self.largest), self.size // 2)
+        elif self._took < PACE / 2:
+            self.size = min(self.largest, self.size * 2)
+        return result
+
+    def pause(self) -> None:
+        """As long as the last batch took: its pages copied from the WAL meanwhile, outside the writers' turn
+        (Database.checkpoint), so the checkpoint a commit runs inside its turn has little left to do."""
+        started = time.perf_counter()
+        if self.db is not None:
+            self.db.checkpoint()
+        time.sleep(max(0.0, min(self._took, 20 * PACE) - (time.perf_counter() - started)))
+
+
+def _batches(purge_batch: Callable[[int], int], pacer: Pacer) -> int:
+    """Run `purge_batch(size)` until a batch is not full; the total removed."""
     total = 0
-    while (count := purge_batch()) > 0:
+    while True:
+        asked = pacer.size
+        count = pacer.timed(purge_batch)
         total += count
-        if count < batch:
-            break
-    return total
+        if count < asked:
+            return total
+        pacer.pause()
 
 
-def _clear_bodies(db: Database, since: str, cutoff: str, days: float, batch: int) -> tuple[int, str]:
+def _clear_bodies(db: Database, since: str, cutoff: str, days: float, pacer: Pacer) -> tuple[int, str]:
     """Clear the progress bodies received from `since` to `cutoff`, a batch at a time; return how many, and
     where the next pass starts (the margin before this cutoff)."""
     total = 0
     while True:
-        count, last = deliveries.clear_bodies(db, since, cutoff, batch, days=days)
+        asked = pacer.size
+        count, last = pacer.timed(partial(deliveries.clear_bodies, db, since, cutoff, days=days))
         total += count
         if last is None:
             break
         since = last  # the rows before are cleared: the next batch starts there, an index range
-        if count < batch:
+        if count < asked:
             break
+        pacer.pause()
     margin = (datetime.fromisoformat(cutoff) - BODIES_MARGIN).isoformat(timespec="microseconds")
     return total, max(since, margin)
 
