@@ -346,14 +346,18 @@ def newest_job(path):
 # --- load while something else happens ------------------------------------------------------------------
 
 
-def posts(client, seconds, stop=None, refused=None):
+def posts(client, seconds, stop=None, refused=None, moments=None):
     """New completed jobs posted one after another for `seconds` (or until `stop` is set): their ms; the
-    answers other than 200 counted in `refused` when given (else they stop the run)."""
+    answers other than 200 counted in `refused` when given (else they stop the run); when each was sent
+    (time.monotonic()) appended to `moments` when given."""
     times, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         job_id = str(uuid.uuid4())
+        sent = time.monotonic()
         elapsed = client.post(payload(COMPLETED, job_id), job_id, refused)
         times += [elapsed] if elapsed is not None else []
+        if moments is not None and elapsed is not None:
+            moments.append(sent)
     return times
 
 
@@ -421,8 +425,10 @@ def purge_pass(server, path, days, seconds_cap):
     command += ["--deliveries-days", str(days), "--jobs-days", str(days)]
     client = Client(server)
     stop = threading.Event()
-    times, refused = [], {}
-    thread = threading.Thread(target=lambda: times.extend(posts(client, seconds_cap, stop, refused)), daemon=True)
+    times, refused, moments = [], {}, []
+    thread = threading.Thread(
+        target=lambda: times.extend(posts(client, seconds_cap, stop, refused, moments)), daemon=True
+    )
     began = time.monotonic()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     thread.start()
@@ -435,6 +441,9 @@ def purge_pass(server, path, days, seconds_cap):
     stop.set()
     thread.join(30)
     last = out.strip().splitlines()[-1] if out.strip() else ""
+    slowest = sorted(zip(times, moments, strict=True), reverse=True)[:3]
+    said = ", ".join(f"{ms:.0f} ms at {at - began:.1f} s" for ms, at in slowest)
+    print(f"  the slowest POSTs of a {took:.1f} s pass: {said}", flush=True)
     return times, refused, took, f"exit {process.returncode}: {last}"
 
 
