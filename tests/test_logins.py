@@ -1,6 +1,8 @@
 """Failed page logins are throttled before they cost a hash: per client address, per process, bounded memory."""
 
+import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -128,3 +130,60 @@ def test_gunicorn_bad_logins_do_not_stop_the_webhook(tmp_path):
             return requests.get(server.url + "/jobs.json", headers=basic(USER, PASSWORD), timeout=10).status_code == 200
 
         assert eventually(logged_in, True, timeout=5)  # the buckets refill within seconds
+
+
+def exchange(sock, request):
+    """Send `request` on the kept-alive `sock`, read one answer: (status, headers lower-cased, seconds taken)."""
+    started = time.monotonic()
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536) or b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, time.monotonic() - started
+
+
+def login(password, forwarded=None):
+    """A GET of /jobs.json with a Basic login, kept alive; through the front when `forwarded` names a client."""
+    extra = f"X-Forwarded-For: {forwarded}\r\n" if forwarded else ""
+    auth = basic(USER, password)["Authorization"]
+    return f"GET /jobs.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n{extra}\r\n".encode()
+
+
+def until_throttled(sock, request):
+    """Wrong logins on `sock` until one is a 429: its Retry-After."""
+    for _ in range(12):
+        status, headers, _ = exchange(sock, request)
+        if status == 429:
+            return int(headers["retry-after"])
+        assert status == 401
+    raise AssertionError("no 429 after 12 wrong logins")
+
+
+def test_gunicorn_reads_a_429d_connection_again_only_after_its_retry_after(tmp_path):
+    """A client's own kept-alive connection answered 429 is not read again before its Retry-After (its next
+    request waits unread, holding no thread: another connection is served at once), so a flood of wrong logins
+    costs a request a connection a second. A connection from the front (X-Forwarded-For from a trusted peer)
+    carries other clients' requests: it is never rested."""
+    env = {"APP_ENV": "production", "WEBHOOK_SECRET": SECRET, "DASHBOARD_USERS": USERS, "WEB_CONCURRENCY": "1"}
+    with GunicornServer(tmp_path, env) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            retry = until_throttled(sock, login("wrong"))
+            sock.sendall(login("wrong"))  # sent at once, read by gunicorn only once the rest is over
+            started = time.monotonic()
+            assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+            assert time.monotonic() - started < 0.5 * retry  # another connection is not kept waiting
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            # answered after the rest: checked then (401, the bucket refilled meanwhile) or refused again (429)
+            assert time.monotonic() - started >= retry - 0.25 and data.split(b" ", 2)[1] in (b"401", b"429")
+        time.sleep(retry)  # the process's budget of hashes refills
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            until_throttled(sock, login("wrong", forwarded="203.0.113.9"))
+            status, _, took = exchange(sock, login("wrong", forwarded="203.0.113.9"))
+            assert status == 429 and took < 0.5

@@ -63,6 +63,21 @@ class Activity:
 
 
 ACTIVITY = Activity()  # this process's
+_rest = threading.local()  # the rest the last request of this thread asked for its connection
+
+
+def rest_connection(seconds: float) -> None:
+    """Ask the server to read the connection of the request being served again only after `seconds`: its
+    client was told to come back later (429, Retry-After). The worker takes it once it has answered
+    (server/worker.py); a keep-alive flood of refused logins then costs one request a connection a second."""
+    _rest.seconds = seconds
+
+
+def take_rest() -> float:
+    """The rest asked for by the request this thread served last (0: none), and no more after."""
+    seconds: float = getattr(_rest, "seconds", 0.0)
+    _rest.seconds = 0.0
+    return seconds
 
 
 def begin_request(request_id: str) -> RequestState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import heapq
 import selectors
 import signal
 import socket
@@ -18,11 +19,13 @@ from gunicorn.http import errors
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from ..observability.context import take_rest
 from .heads import HeadRules, receive
 from .replies import HeadTimeout, answer_error
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 LINGER, LINGER_MAX_BYTES = 2.0, 65536  # as gunicorn's close_graceful(), without blocking the poller
+REST_MAX = 10.0  # seconds a connection told to come back later rests at most before it is read again
 
 
 class HeadReadingWorker(ThreadWorker):
@@ -35,6 +38,8 @@ class HeadReadingWorker(ThreadWorker):
         # ordered by conn.deadline: each entry gets now + the same delay (capped alike when stopping)
         self.heads: deque[TConn] = deque()  # reading a request head
         self.lingering: deque[TConn] = deque()  # answered and half-closed, until the client closes
+        # answered 429 and kept alive, not read again before (its end, a tie-break, the connection, its future)
+        self.resting: list[tuple[float, int, TConn, Future[Any]]] = []
         self.rules = HeadRules(self.cfg)
         self.quitting = False  # SIGQUIT or SIGINT came: exit at the loop's next turn, without a graceful wait
 
@@ -84,9 +89,19 @@ class HeadReadingWorker(ThreadWorker):
         self.start_head(conn)
         self.read_head(conn)  # readable already
 
+    def handle(self, conn: TConn) -> Any:
+        take_rest()  # a rest left by an earlier request of this thread that ended elsewhere than here
+        return super().handle(conn)
+
     def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
         if self.cfg.is_ssl or fs.cancelled() or fs.exception() is not None or fs.result() not in (True, False):
             return super().finish_request(conn, fs)  # TLS, a crash, or a deferred TLS connection
+        if fs.result() is True and self.alive and (until := getattr(conn, "rest_until", 0.0)) > time.monotonic():
+            # its client was told to come back later: its next request waits unread in the socket meanwhile,
+            # holding no thread (murder_pending hands the connection back)
+            conn.rest_until = 0.0
+            heapq.heappush(self.resting, (until, id(conn), conn, fs))
+            return None
         if fs.result() is False:
             return self.linger(conn)  # gthread's close_graceful() would block this loop up to 2 s
         ahead = conn.parser.unreader.take_buffered()  # the next request, read along with a body
@@ -172,12 +187,18 @@ class HeadReadingWorker(ThreadWorker):
             self.drop(self.heads[0], self.heads, HeadTimeout())
         while self.lingering and self.lingering[0].deadline <= now:
             self.drop(self.lingering[0], self.lingering)
+        while self.resting and (self.resting[0][0] <= now or not self.alive):
+            _, _, conn, fs = heapq.heappop(self.resting)
+            self.finish_request(conn, fs)  # kept alive as usual (a stopping worker answers it with close)
 
     def murder_keepalived(self, force: bool = False) -> None:
         super().murder_keepalived(force)
         for queue in (self.heads, self.lingering) if force else ():  # the worker is exiting
             while queue:
                 self.drop(queue[0], queue)
+        while force and self.resting:
+            self.nr_conns -= 1
+            util.close(heapq.heappop(self.resting)[2].sock)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         if self.quitting:  # gunicorn's own quit, at a point of this loop rather than inside the signal handler
@@ -188,19 +209,24 @@ class HeadReadingWorker(ThreadWorker):
         for queue in (self.heads, self.lingering):
             if queue:
                 timeout = min(timeout, max(queue[0].deadline - time.monotonic(), 0.0))
+        if self.resting:
+            timeout = min(timeout, max(self.resting[0][0] - time.monotonic(), 0.0))
         super().wait_for_and_dispatch_events(timeout)
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         answer_error(self, req, client, addr, exc)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        rest = take_rest()  # asked by the application for this connection (observability.context)
         try:
-            return super()._keepalive_after(conn, keepalive)
+            kept = super()._keepalive_after(conn, keepalive)
         except errors.ParseException as exc:
             # a malformed rest of body, met while draining it: the application has answered already, and
             # a second response would be read by the client as the answer to its next request
             self.log.debug("Closing connection after a malformed body: %s", exc)
             return False
+        conn.rest_until = time.monotonic() + min(rest, REST_MAX) if kept and rest > 0 else 0.0
+        return kept
 
 
 def with_header_timeout(header_timeout: float = DEFAULT_HEADER_TIMEOUT) -> type[ThreadWorker]:
