@@ -21,6 +21,7 @@ from image_webhook.domain.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 # variables of the service that must not leak from the developer's shell into a test server
+SETTLE = 0.2  # seconds the output stays the same once settled: four times a worker's log buffer interval
 SERVICE_VARIABLES = (*SETTINGS, "NODE_ENV", "PROMETHEUS_MULTIPROC_DIR")
 DEFAULT_WORKERS = 2 * (os.cpu_count() or 1) + 1  # gunicorn.conf.py's with a database (the default)
 INSTALL = {"redis-server": "apt-get install redis-server", "postgres": "apt-get install postgresql"}
@@ -117,7 +118,8 @@ class GunicornServer:
     def settled_output(self, timeout=10):
         """The output once every line of the requests answered so far is written: the service's lines and
         gunicorn's access lines each come out in order (two buffers), so once a marked request's line of each
-        is out, the earlier ones are too."""
+        is out, the earlier ones of its worker are too; another worker's last lines come within its buffer's
+        interval (50 ms), so the output is also left to stay the same for SETTLE seconds."""
         marker = f"settle-{uuid.uuid4().hex}"
         requests.get(f"{self.url}/{marker}", headers={"X-Request-ID": marker}, timeout=10)  # a logged 404
         deadline = time.monotonic() + timeout
@@ -125,7 +127,10 @@ class GunicornServer:
             lines = (text := self.output()).splitlines()
             service = any(marker in line and "Requête refusée" in line for line in lines)
             if service and any(f"/{marker}" in line and "Requête refusée" not in line for line in lines):
-                return text
+                time.sleep(SETTLE)
+                if self.output() == text or time.monotonic() > deadline:  # else another worker was writing
+                    return self.output()
+                continue
             if time.monotonic() > deadline:
                 raise AssertionError(f"the lines of a request did not all come out within {timeout}s")
             time.sleep(0.02)
