@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 
 from image_webhook.domain.notifications import Delivery
 from image_webhook.service import EXTENSION
-from image_webhook.storage.database import deliveries
+from image_webhook.storage.database import deliveries, rollups
 from image_webhook.surfaces import formats
 from image_webhook.surfaces.pages import HEADERS
 from tests.payloads import COMPLETED, FAILED, PROGRESS, SECRET, URL, payload
@@ -561,7 +561,11 @@ def test_plot_data_matches_the_database_and_the_metrics(app, client):
     assert stats["processing_ms"]["jobs"] == len(times) == 4
     assert counter(metrics, "image_webhook_processing_seconds_count") == 4
     assert counter(metrics, "image_webhook_processing_seconds_sum") == pytest.approx(sum(times) / 1000)
-    assert stats["processing_ms"]["overall_median"] == times[1] and stats["processing_ms"]["overall_p99"] == times[-1]
+    # the median is the peak of the 5 %-wide bin holding its rank: a measured time, never below the exact one and
+    # at most rollups.RATIO above it (two times of one bin: 0.416 and 0.435 ms); the p99 of 4 times is the largest
+    median = stats["processing_ms"]["overall_median"]
+    assert median in times and times[1] <= median <= times[1] * rollups.RATIO, (median, times)
+    assert stats["processing_ms"]["overall_p99"] == times[-1]
     sizes = stats["image_sizes"]
     assert sizes["images"] == [1, 1, 0, 0, 1, 0, 1] and sizes["unknown_size"] == 1
     assert sizes["images_total"] == 5 == counter(metrics, "image_webhook_images_total")
