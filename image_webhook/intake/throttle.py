@@ -28,8 +28,7 @@ class Throttled(TooManyRequests):
     outcome = Outcome.UNAUTHORIZED  # a refused login, as its 401 is counted
 
     def __init__(self, wait: float) -> None:
-        self.seconds = max(1, math.ceil(wait))  # the client is told to retry after as many seconds
-        super().__init__(TOO_MANY, retry_after=self.seconds)  # werkzeug writes Retry-After
+        super().__init__(TOO_MANY, retry_after=max(1, math.ceil(wait)))  # werkzeug writes Retry-After
 
 
 class Bucket:

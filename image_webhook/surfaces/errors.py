@@ -10,9 +10,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.values import Outcome
 from ..intake.invalid import InvalidPayload
-from ..observability.context import current_request
+from ..observability.context import current_request, rest_connection
 from ..observability.logs import LOGGER, LazyJson
 from ..storage.errors import Unavailable
+from .forwarded import PEER
 
 log = logging.getLogger(LOGGER)
 
@@ -73,6 +74,11 @@ def handle_http_exception(exc: HTTPException) -> Response:
     for name, value in exc.get_headers():  # keeps Allow on 405, WWW-Authenticate on 401, Accept-Encoding on 415
         if name.lower() != "content-type":
             response.headers[name] = value
+    wait = getattr(exc, "retry_after", None)
+    if code == 429 and isinstance(wait, int) and PEER not in request.environ:
+        # told to come back later on its own connection (never a front's, which carries others' requests): the
+        # worker reads that connection again only after Retry-After (server/worker.py)
+        rest_connection(wait)
     return response
 
 

@@ -11,15 +11,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..domain.values import Status
 from ..intake.auth import Challenge
-from ..intake.throttle import Throttled
-from ..observability.context import rest_connection
 from ..service import service
 from ..storage.database import Database, jobs, statistics
 from ..storage.database import copies as copies_table
 from ..storage.database import deliveries as deliveries_table
 from . import formats
 from .errors import handle_http_exception
-from .forwarded import PEER
 from .presenting import STATUSES, age, clocks, copies, delivery, images_of, metadata_rows, present
 from .reads import (
     bad_parameter,
@@ -61,13 +58,7 @@ def gate() -> None:
     429 at once for a client (or a process) over its budget of failed logins (intake/throttle.py)."""
     if not service().settings.dashboard:
         raise NotFound()
-    try:
-        allowed = service().page_users.allows(request.authorization, request.remote_addr)
-    except Throttled as throttled:
-        if PEER not in request.environ:  # the client's own connection, never a front's that carries others'
-            rest_connection(throttled.seconds)
-        raise
-    if not allowed:
+    if not service().page_users.allows(request.authorization, request.remote_addr):
         raise Challenge('Basic realm="jobs"')
 
 
