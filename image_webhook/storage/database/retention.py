@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import NamedTuple, TypeVar
 
 from ...observability.logs import LOGGER
@@ -140,17 +139,14 @@ def _batches(purge_batch: Callable[[int], int], pacer: Pacer) -> int:
 def _clear_bodies(db: Database, since: str, cutoff: str, days: float, pacer: Pacer) -> tuple[int, str]:
     """Clear the progress bodies received from `since` to `cutoff`, a batch at a time; return how many, and
     where the next pass starts (the margin before this cutoff)."""
-    total = 0
-    while True:
-        asked = pacer.size
-        count, last = pacer.timed(partial(deliveries.clear_bodies, db, since, cutoff, days=days))
-        total += count
-        if last is None:
-            break
-        since = last  # the rows before are cleared: the next batch starts there, an index range
-        if count < asked:
-            break
-        pacer.pause()
+
+    def batch(size: int) -> int:
+        nonlocal since
+        count, last = deliveries.clear_bodies(db, since, cutoff, size, days=days)
+        since = last or since  # the rows before are cleared: the next batch starts there, an index range
+        return count
+
+    total = _batches(batch, pacer)
     margin = (datetime.fromisoformat(cutoff) - BODIES_MARGIN).isoformat(timespec="microseconds")
     return total, max(since, margin)
 
